@@ -1,0 +1,1 @@
+"""smscode: SMS verification codes as event-driven functions over Redis, delivered by Ronglian."""

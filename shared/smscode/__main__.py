@@ -1,0 +1,5 @@
+"""`python -m smscode` runs the command line."""
+
+from smscode.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""The Celery app's configuration, shared by the publisher (HTTP side) and the worker."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+
+def make_app(broker_url: str, visibility_timeout: int) -> Celery:
+    """A Celery app for smscode: late acks, no result backend, fail-fast broker connections."""
+    app = Celery("smscode", broker=broker_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_timeout=2,
+        broker_connection_retry_on_startup=True,
+        # Redis re-queues an unacknowledged task after this long; it must outlast the
+        # longest task, retry countdowns included (a redelivery is harmless, only slower).
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            "socket_timeout": 2,
+            "socket_connect_timeout": 2,
+        },
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # the console provider prints to the real stdout
+        worker_send_task_events=False,
+    )
+    return app

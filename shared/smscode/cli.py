@@ -1,0 +1,117 @@
+"""The `smscode` command line: serve, worker and dev."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from smscode.settings import Settings, SettingsError, load_settings
+
+FUNCTIONS = Path(
+    os.environ.get("SMSCODE_FUNCTIONS_DIR", Path(__file__).resolve().parents[2] / "functions")
+)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"smscode: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def serve(_: argparse.Namespace) -> None:
+    """Run the HTTP function under functions-framework's gunicorn server."""
+    settings = _settings()
+    os.environ["WORKERS"] = str(settings.serve_workers)
+    os.environ["THREADS"] = str(settings.serve_threads)
+    source = FUNCTIONS / "issue_code" / "main.py"
+    argv = [
+        sys.executable, "-m", "functions_framework", "--target", "handle",
+        "--source", str(source), "--host", settings.host, "--port", str(settings.port),
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)
+
+
+def worker(_: argparse.Namespace) -> None:
+    """Run the Celery delivery worker (thread pool, sized by WORKER_CONCURRENCY)."""
+    settings = _settings()
+    from smscode.worker import create_worker_app
+
+    create_worker_app(settings).worker_main([
+        "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
+        f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle",
+        "--without-heartbeat",
+    ])  # fmt: skip
+
+
+def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def dev(_: argparse.Namespace) -> None:
+    """Embedded Redis (when REDIS_URL is unset), serve and worker, until Ctrl-C."""
+    env = dict(os.environ)
+    env.setdefault("CODE_SECRET", secrets.token_urlsafe(32))
+    embedded = None
+    if not env.get("REDIS_URL"):
+        from smscode.embedded import EmbeddedRedis
+
+        embedded = EmbeddedRedis().start()
+        env["REDIS_URL"] = embedded.url
+        print(f"smscode dev: embedded Redis at {embedded.url}", flush=True)
+    os.environ.update(env)
+    settings = _settings()
+    children: list[subprocess.Popen[bytes]] = []
+
+    def shutdown(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        for command in ("serve", "worker"):
+            children.append(subprocess.Popen([sys.executable, "-m", "smscode", command], env=env))
+        print(f"smscode dev: open http://127.0.0.1:{settings.port}/", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        print("smscode dev: a process exited; stopping the rest", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        print("smscode dev: stopping", flush=True)
+    finally:
+        _stop_all(children)
+        if embedded is not None:
+            embedded.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `smscode` console script."""
+    parser = argparse.ArgumentParser(
+        prog="smscode",
+        description="SMS verification codes: settings come from environment variables "
+        "(see README.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, run, summary in (
+        ("serve", serve, "run the HTTP function (functions-framework) on PORT (default 8080)"),
+        ("worker", worker, "run the self-hosted delivery worker (Celery)"),
+        ("dev", dev, "embedded Redis (if REDIS_URL is unset) + serve + worker, until Ctrl-C"),
+    ):
+        commands.add_parser(name, help=summary, description=summary).set_defaults(run=run)
+    args = parser.parse_args(argv)
+    args.run(args)

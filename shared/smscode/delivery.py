@@ -1,0 +1,101 @@
+"""The delivery core every driver (Celery, SQS, CloudEvent, inline) calls for one message."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from smscode.messages import DeliveryMessage
+from smscode.phones import mask
+from smscode.providers import Failed, Provider, Sent
+from smscode.sealing import Sealer, SealError
+from smscode.store import Store
+
+log = logging.getLogger("smscode.delivery")
+
+
+class Outcome(StrEnum):
+    """What a delivery attempt ended in; only RETRY asks the driver to try again later."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
+class Deliverer:
+    """Delivers a message at most once to the provider's knowledge, and only while useful.
+
+    A worker leases the message id in Redis before it calls the provider and records `sent`
+    after; a redelivery of a sent message is acknowledged without a second SMS. The lease
+    outlasts the provider's own timeouts, so a slow call cannot overlap a second one. If a
+    worker dies between the provider's acceptance and the record, the provider's
+    deduplication on `reqId` (the message id) turns the next attempt into a no-op.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        sealer: Sealer,
+        *,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._provider = provider
+        self._sealer = sealer
+        self._lease_ms = int(lease_seconds * 1000)
+        self._clock = clock
+
+    def deliver(self, message: DeliveryMessage) -> Outcome:
+        """Send the message's code unless it is already sent, stale or someone else's turn."""
+        extra = {"request_id": message.request_id, "phone": mask(message.phone)}
+        ttl = max(1, int(message.expires_at.timestamp() - message.created_at.timestamp()))
+        ids = {"request_id": message.request_id, "message_id": message.message_id}
+        if datetime.fromtimestamp(self._clock(), UTC) >= message.expires_at:
+            self._store.finish(**ids, state="expired", ttl=ttl)
+            log.warning("delivery expired before it could be sent", extra=extra)
+            return Outcome.EXPIRED
+        token = secrets.token_hex(8)
+        claim = self._store.claim(phone=message.phone, token=token, lease_ms=self._lease_ms, **ids)
+        if claim == "busy":
+            return Outcome.RETRY
+        if claim != "go":
+            log.info("delivery already %s", claim, extra=extra)
+            return Outcome.SENT if claim == "sent" else Outcome(claim)
+        try:
+            code = self._sealer.open(message.sealed_code, message.message_id)
+        except SealError:
+            self._store.finish(**ids, state="failed", token=token, ttl=ttl)
+            log.error("sealed code does not open; check CODE_SECRET", extra=extra)
+            return Outcome.FAILED
+        result = self._provider.send(
+            to=message.phone,
+            template_id=message.template_id,
+            datas=[code, str(message.minutes)],
+            req_id=message.message_id,
+        )
+        extra |= {"status_code": getattr(result, "status_code", "")}
+        if isinstance(result, Sent):
+            self._store.finish(**ids, state="sent", token=token, sid=result.sid, ttl=ttl)
+            log.info("delivered%s", " (repeat of an earlier attempt)" * result.repeat, extra=extra)
+            return Outcome.SENT
+        if isinstance(result, Failed):
+            self._store.finish(**ids, state="failed", token=token, ttl=ttl)
+            log.error("provider refused: %s", result.reason, extra=extra)
+            return Outcome.FAILED
+        self._store.finish(**ids, state=None, token=token, ttl=ttl)
+        log.warning("will retry: %s (%s)", result.reason, type(result).__name__, extra=extra)
+        return Outcome.RETRY
+
+
+def backoff_seconds(attempt: int, *, base: float = 1.0, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog) for the `attempt`-th retry."""
+    return random.uniform(0, min(cap, base * 2**attempt))

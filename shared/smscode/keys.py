@@ -1,0 +1,55 @@
+"""Redis key names, built in one place."""
+
+from __future__ import annotations
+
+# Every key carries the same hash tag. Redis Cluster only runs a script whose keys share a
+# slot, and the send decision must touch the phone's keys and the shared per-IP, per-prefix
+# and global counters in ONE script to stay atomic; one tag is the only way to allow that.
+# The cost is that the codes live on one shard; a shard runs ~100k script calls/s, far above
+# any SMS budget, and Cluster still brings failover.
+TAG = "{smscode}"
+
+
+def code(phone: str) -> str:
+    """Hash of the active code for a phone: h (HMAC), mid, rid, n (wrong tries)."""
+    return f"{TAG}:code:{phone}"
+
+
+def resend(phone: str) -> str:
+    """Marker that blocks another send to the phone until it expires; holds the message id."""
+    return f"{TAG}:resend:{phone}"
+
+
+def phone_daily(phone: str) -> str:
+    """Sends to the phone in the current 24 h window."""
+    return f"{TAG}:daily:{phone}"
+
+
+def ip_hourly(ip: str) -> str:
+    """Sends requested from a client IP in the current hour window."""
+    return f"{TAG}:ip:{ip}"
+
+
+def verify_failures(phone: str) -> str:
+    """Failed verifications for a phone across codes in the current 24 h window."""
+    return f"{TAG}:vfail:{phone}"
+
+
+def request(request_id: str) -> str:
+    """Delivery state of one accepted send: state, phone (masked), mid, sid, updated."""
+    return f"{TAG}:req:{request_id}"
+
+
+def lease(message_id: str) -> str:
+    """Short lease a worker holds on a message while it calls the provider."""
+    return f"{TAG}:lease:{message_id}"
+
+
+def prefix_hourly(prefix: str) -> str:
+    """Sends to numbers sharing the first seven national digits in the current hour window."""
+    return f"{TAG}:prefix:{prefix}"
+
+
+def global_minute() -> str:
+    """All sends in the current minute window: the budget's last line."""
+    return f"{TAG}:global"

@@ -1,0 +1,13 @@
+-- Record what a delivery attempt ended in and release its lease.
+-- KEYS[1] request state hash  KEYS[2] lease
+-- ARGV[1] state ('sent', 'failed', 'expired', 'skipped' or '' to keep it)  ARGV[2] provider sid
+-- ARGV[3] lease token  ARGV[4] now (ms)  ARGV[5] ttl (s) if the hash has none
+-- A 'sent' state is never overwritten. Returns the state in force.
+local state = redis.call('HGET', KEYS[1], 'state')
+if ARGV[1] ~= '' and state ~= 'sent' then
+  redis.call('HSET', KEYS[1], 'state', ARGV[1], 'sid', ARGV[2], 'updated', ARGV[4])
+  if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+  state = ARGV[1]
+end
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return state

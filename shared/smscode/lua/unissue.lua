@@ -1,0 +1,12 @@
+-- Undo an accepted send whose message could not be queued, so the phone keeps its slot.
+-- KEYS as in issue.lua.  ARGV[1] message id.
+-- Only undoes what this message wrote: a newer send for the phone is left alone.
+-- Returns 1 when undone, 0 when the code was no longer this message's.
+if redis.call('HGET', KEYS[1], 'mid') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+for i = 3, 6 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+redis.call('DEL', KEYS[7])
+return 1

@@ -1,0 +1,28 @@
+-- Check a code, count the try, burn or consume the code, atomically.
+-- KEYS[1] code hash  KEYS[2] phone's daily verify-failure counter
+-- ARGV[1] candidate hmac  ARGV[2] max wrong tries per code  ARGV[3] daily failure cap per phone
+-- Returns {'ok', request_id} | {'locked'} | {'none'} | {'invalid', attempts_left} | {'burned'}.
+-- Comparing two Lua strings compares interned pointers, so the check does not leak how many
+-- leading characters matched.
+local function fail()
+  if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], 86400) end
+end
+
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then return {'locked'} end
+local stored = redis.call('HMGET', KEYS[1], 'h', 'rid')
+if not stored[1] then
+  fail()
+  return {'none'}
+end
+if stored[1] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return {'ok', stored[2]}
+end
+fail()
+local tries = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local left = tonumber(ARGV[2]) - tries
+if left <= 0 then
+  redis.call('DEL', KEYS[1])
+  return {'burned'}
+end
+return {'invalid', left}

@@ -1,0 +1,161 @@
+"""The `ronglian` provider: Ronglian's TemplateSMS REST call, signed as `ronglian_sms_sdk` signs.
+
+We sign ourselves instead of calling `SmsSDK.sendMessage` because the SDK prints the auth
+token and the code on every call, stamps the time in the host's zone (UTC on Lambda), cannot
+send `reqId`, opens a new connection per call, and folds every exception into 172001 so a
+lost answer looks like a refused connection. The request it builds stays the reference:
+`tests/unit/test_ronglian_signing.py` checks ours against the unmodified SDK byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from smscode.phones import national
+from smscode.providers import Failed, MaybeSent, NotSent, Result, Sent
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+PATH = "/2013-12-26/Accounts/{}/SMS/TemplateSMS"
+SUCCESS = "000000"
+REPEATED_REQ_ID = "160054"
+
+
+def _codes(*spans: tuple[int, int]) -> frozenset[str]:
+    return frozenset(str(code) for low, high in spans for code in range(low, high + 1))
+
+
+# Ronglian status codes worth another try (REFERENCE.md); every other code is permanent.
+RETRYABLE = _codes(
+    (111000, 111099),  # unknown or internal error
+    (111106, 111106),  # timestamp expired: clock skew, the next try stamps afresh
+    (111111, 111111),  # concurrency limit exceeded
+    (160000, 160010),  # system error, channel busy
+    (160050, 160050),  # send failed
+    (160063, 160064),  # send failed
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The account, its token and the app, as Ronglian's console shows them."""
+
+    acc_id: str
+    acc_token: str
+    app_id: str
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """`yyyyMMddHHmmss` in Beijing time, whatever the host's TZ."""
+    return (now or datetime.now(BEIJING)).astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+
+
+def build_request(
+    creds: Credentials,
+    base_url: str,
+    stamp: str,
+    *,
+    to: str,
+    template_id: str,
+    datas: list[str],
+    req_id: str | None,
+) -> tuple[str, dict[str, str], bytes]:
+    """The URL, headers and JSON body of one TemplateSMS call, exactly as the SDK builds them."""
+    sig = hashlib.md5(f"{creds.acc_id}{creds.acc_token}{stamp}".encode()).hexdigest().upper()
+    url = f"{base_url.rstrip('/')}{PATH.format(creds.acc_id)}?sig={sig}"
+    headers = {
+        "Content-Type": "application/json;charset=utf-8",
+        "Accept": "application/json",
+        "Accept-Charset": "UTF-8",
+        "Authorization": base64.b64encode(f"{creds.acc_id}:{stamp}".encode()).decode(),
+    }
+    body: dict[str, object] = {
+        "to": to,
+        "appId": creds.app_id,
+        "templateId": template_id,
+        "datas": [str(item) for item in datas],
+    }
+    if req_id is not None:
+        body["reqId"] = req_id
+    return url, headers, json.dumps(body).encode()
+
+
+def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result:
+    """Map Ronglian's HTTP answer to a result kind."""
+    if status >= 500:
+        return MaybeSent(f"HTTP {status}", str(status))
+    if status != 200:
+        return Failed(f"HTTP {status}", str(status))
+    try:
+        answer = json.loads(payload)
+        code = str(answer["statusCode"])
+    except (ValueError, KeyError, TypeError):
+        return MaybeSent("unparseable answer")
+    if code == SUCCESS:
+        sid = answer.get("templateSMS", {}).get("smsMessageSid", "")
+        return Sent(sid=str(sid))
+    if code == REPEATED_REQ_ID and with_req_id:
+        return Sent(sid="", repeat=True)
+    message = str(answer.get("statusMsg", ""))[:200]
+    if code in RETRYABLE:
+        return NotSent(message or "retryable refusal", code)
+    return Failed(message or "refused", code)
+
+
+def classify_error(error: Exception) -> Result:
+    """Tell a request that never left from one whose answer was lost."""
+    if isinstance(error, NewConnectionError | ConnectTimeoutError | NameResolutionError):
+        return NotSent(f"no connection: {type(error).__name__}")
+    if isinstance(error, SSLError):
+        return NotSent("TLS handshake failed")
+    if isinstance(error, ReadTimeoutError | ProtocolError):
+        return MaybeSent(f"answer lost: {type(error).__name__}")
+    return MaybeSent(f"transport error: {type(error).__name__}")
+
+
+class RonglianProvider:
+    """Sends through one pooled keep-alive client per process; safe to share between threads."""
+
+    def __init__(
+        self,
+        creds: Credentials,
+        *,
+        base_url: str,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_size: int = 64,
+    ) -> None:
+        self._creds = creds
+        self._base_url = base_url
+        self._http = urllib3.PoolManager(
+            maxsize=pool_size,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            retries=False,  # every retry goes through the delivery core, with its reqId
+        )
+
+    def send(self, *, to: str, template_id: str, datas: list[str], req_id: str) -> Result:
+        """One TemplateSMS call; never raises for network or provider failures."""
+        url, headers, body = build_request(
+            self._creds, self._base_url, timestamp(),
+            to=national(to), template_id=template_id, datas=datas, req_id=req_id,
+        )  # fmt: skip
+        try:
+            response = self._http.request("POST", url, body=body, headers=headers)
+        except HTTPError as error:
+            return classify_error(error)
+        return classify_answer(response.status, response.data, with_req_id=True)

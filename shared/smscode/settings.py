@@ -1,0 +1,110 @@
+"""Settings, read from environment variables once per process (names as in the contract)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A missing or invalid setting; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of smscode; the field name upper-cased is the environment variable."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    redis_url: str
+    code_secret: SecretStr = Field(min_length=16)
+
+    delivery_backend: Literal["celery", "sqs", "inline"] = "celery"
+    celery_broker_url: str | None = None
+    celery_visibility_timeout_seconds: int = Field(default=3600, ge=10)
+    sqs_queue_url: str | None = None
+
+    sms_provider: Literal["console", "ronglian"] = "console"
+    ronglian_acc_id: str | None = None
+    ronglian_acc_token: SecretStr | None = None
+    ronglian_app_id: str | None = None
+    ronglian_template_id: str = Field(default="1", pattern=r"^[0-9]{1,20}$")
+    ronglian_base_url: str = Field(default="https://app.cloopen.com:8883", pattern=r"^https?://")
+    ronglian_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    ronglian_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    code_length: int = Field(default=6, ge=4, le=10)
+    code_ttl_seconds: int = Field(default=300, ge=30, le=86400)
+    resend_interval_seconds: int = Field(default=60, ge=0, le=86400)
+    max_verify_attempts: int = Field(default=5, ge=1, le=100)
+    phone_daily_limit: int = Field(default=10, ge=1)
+    ip_hourly_limit: int = Field(default=20, ge=1)
+    prefix_hourly_limit: int = Field(default=100, ge=1)
+    global_minute_limit: int = Field(default=600, ge=1)
+    verify_failures_daily_limit: int = Field(default=20, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    serve_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    serve_threads: int = Field(default=8, ge=1)
+    worker_concurrency: int = Field(default=64, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> Settings:
+        if self.delivery_backend == "sqs" and not self.sqs_queue_url:
+            raise ValueError("SQS_QUEUE_URL is required when DELIVERY_BACKEND=sqs")
+        if self.sms_provider == "ronglian":
+            for name in ("ronglian_acc_id", "ronglian_acc_token", "ronglian_app_id"):
+                if not getattr(self, name):
+                    raise ValueError(f"{name.upper()} is required when SMS_PROVIDER=ronglian")
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        """The Celery broker: CELERY_BROKER_URL, else the Redis of the codes."""
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def code_minutes(self) -> int:
+        """The code's lifetime in whole minutes, as the SMS template states it."""
+        return max(1, self.code_ttl_seconds // 60)
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = "_".join(str(part) for part in first["loc"]).upper()
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not name:  # a model-level check names its variable in the message itself
+        return f"invalid settings: {message}"
+    if first["type"] == "missing":
+        return f"{name} is required but not set"
+    return f"{name} is invalid: {message}"
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings from the environment.
+
+    Raises:
+        SettingsError: one line naming the first bad or missing variable.
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

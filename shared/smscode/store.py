@@ -1,0 +1,180 @@
+"""Redis state: the client, and one method per atomic Lua script (see `lua/`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from smscode import keys
+from smscode.errors import Unavailable
+
+ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy"]
+FinalState = Literal["sent", "failed", "expired", "skipped"]
+VerifyResult = tuple[Literal["ok", "locked", "none", "invalid", "burned"], Any]
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client that fails fast: a down server is a 503 within about a second.
+
+    One retry on a broken connection lets a pooled socket left over from a restarted
+    server reconnect transparently, so the service recovers by itself.
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=0.5,
+        socket_timeout=1.0,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise Unavailable("The code store is unavailable; please try again shortly.") from error
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The send caps passed to the issue script."""
+
+    code_ttl: int
+    resend_interval: int
+    phone_daily: int
+    ip_hourly: int
+    prefix_hourly: int
+    global_minute: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a send was refused and when to try again."""
+
+    reason: str
+    retry_after: int
+
+
+def _load(client: redis.Redis, name: str) -> Script:
+    source = resources.files("smscode").joinpath("lua", f"{name}.lua").read_text()
+    return client.register_script(source)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Store:
+    """The atomic operations smscode needs from Redis; every Redis error becomes Unavailable."""
+
+    def __init__(self, client: redis.Redis, clock: Callable[[], int] = _now_ms) -> None:
+        self.client = client
+        self._clock = clock
+        self._issue = _load(client, "issue")
+        self._unissue = _load(client, "unissue")
+        self._verify = _load(client, "verify")
+        self._claim = _load(client, "claim")
+        self._finish = _load(client, "finish")
+
+    @staticmethod
+    def _send_keys(phone: str, ip: str, request_id: str) -> list[str]:
+        prefix = phone.removeprefix("+86")[:7]
+        return [
+            keys.code(phone),
+            keys.resend(phone),
+            keys.phone_daily(phone),
+            keys.ip_hourly(ip),
+            keys.prefix_hourly(prefix),
+            keys.global_minute(),
+            keys.request(request_id),
+        ]
+
+    def issue(
+        self,
+        *,
+        phone: str,
+        masked: str,
+        ip: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        limits: Limits,
+    ) -> Rejection | None:
+        """Store a new code for the phone if every cap allows it; else say which cap refused."""
+        args = [
+            code_hash, message_id, request_id, limits.code_ttl, limits.resend_interval,
+            limits.phone_daily, limits.ip_hourly, limits.prefix_hourly, limits.global_minute,
+            masked, self._clock(),
+        ]  # fmt: skip
+        with _redis_errors():
+            result = self._issue(keys=self._send_keys(phone, ip, request_id), args=args)
+        if result[0] == 1:
+            return None
+        return Rejection(reason=str(result[1]), retry_after=int(result[2]))
+
+    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+        """Undo an accepted send that could not be queued, if it is still the phone's latest."""
+        with _redis_errors():
+            keys_ = self._send_keys(phone, ip, request_id)
+            return bool(self._unissue(keys=keys_, args=[message_id]))
+
+    def verify(
+        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+    ) -> VerifyResult:
+        """Compare, count and consume or burn the phone's code in one step."""
+        with _redis_errors():
+            result = self._verify(
+                keys=[keys.code(phone), keys.verify_failures(phone)],
+                args=[candidate_hash, max_attempts, daily_failures],
+            )
+        return (result[0], result[1] if len(result) > 1 else None)
+
+    def claim(
+        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+    ) -> ClaimResult:
+        """Take the delivery lease on a message if it is still current and not yet final."""
+        with _redis_errors():
+            result = self._claim(
+                keys=[keys.code(phone), keys.request(request_id), keys.lease(message_id)],
+                args=[message_id, lease_ms, token, self._clock()],
+            )
+        return result  # type: ignore[no-any-return]
+
+    def finish(
+        self,
+        *,
+        request_id: str,
+        message_id: str,
+        state: FinalState | None,
+        token: str = "",
+        sid: str = "",
+        ttl: int = 300,
+    ) -> str | None:
+        """Record a final state (never over 'sent') and release the lease if we hold it."""
+        with _redis_errors():
+            result = self._finish(
+                keys=[keys.request(request_id), keys.lease(message_id)],
+                args=[state or "", sid, token, self._clock(), ttl],
+            )
+        return result  # type: ignore[no-any-return]
+
+    def request_state(self, request_id: str) -> dict[str, str]:
+        """The stored delivery state of one request ({} when unknown or expired)."""
+        with _redis_errors():
+            return self.client.hgetall(keys.request(request_id))  # type: ignore[return-value]
+
+    def ping(self) -> None:
+        """Raise Unavailable unless Redis answers."""
+        with _redis_errors():
+            self.client.ping()

@@ -1,0 +1,46 @@
+"""The Celery adapter: the `smscode.deliver` task over the shared delivery core."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging
+from pydantic import ValidationError
+
+from smscode import logs
+from smscode.bootstrap import deliverer
+from smscode.celery_app import make_app
+from smscode.delivery import Outcome, backoff_seconds
+from smscode.errors import Unavailable
+from smscode.messages import DeliveryMessage
+from smscode.publishers.celery import TASK_NAME
+from smscode.settings import Settings
+
+log = logging.getLogger("smscode.worker")
+
+
+def create_worker_app(settings: Settings) -> Celery:
+    """The worker's Celery app with the delivery task registered."""
+    app = make_app(settings.broker_url, settings.celery_visibility_timeout_seconds)
+    # Connecting this signal tells Celery to leave logging alone: our JSON lines stay as they are.
+    setup_logging.connect(lambda **_: logs.setup(settings.log_level), weak=False)
+
+    @app.task(name=TASK_NAME, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
+    def deliver(task: Any, payload: str) -> str:
+        try:
+            message = DeliveryMessage.from_json(payload)
+        except ValidationError:
+            # A poison message would fail the same way forever: log it and let it go.
+            log.error("dropping a malformed delivery message")
+            return "malformed"
+        try:
+            outcome = deliverer().deliver(message)
+        except Unavailable:
+            outcome = Outcome.RETRY  # Redis is down: keep the message, try again later
+        if outcome is Outcome.RETRY:
+            raise task.retry(countdown=backoff_seconds(task.request.retries))
+        return outcome.value
+
+    return app
