@@ -1,4 +1,4 @@
-"""The one place that picks concrete providers and publishers from the settings, once per process."""
+"""The one place that picks the concrete provider and publisher from settings, per process."""
 
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ def _console(_: Settings) -> Provider:
 def _ronglian(settings: Settings) -> Provider:
     from smscode.providers.ronglian import Credentials, RonglianProvider
 
-    assert settings.ronglian_acc_id and settings.ronglian_acc_token and settings.ronglian_app_id
+    # Settings already refused a ronglian provider without these three.
+    assert settings.ronglian_acc_id
+    assert settings.ronglian_acc_token
+    assert settings.ronglian_app_id
     creds = Credentials(
         acc_id=settings.ronglian_acc_id,
         acc_token=settings.ronglian_acc_token.get_secret_value(),

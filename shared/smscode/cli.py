@@ -14,9 +14,8 @@ from pathlib import Path
 
 from smscode.settings import Settings, SettingsError, load_settings
 
-FUNCTIONS = Path(
-    os.environ.get("SMSCODE_FUNCTIONS_DIR", Path(__file__).resolve().parents[2] / "functions")
-)
+# The entry points live beside the package in the repository (shared/ and functions/).
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
 
 def _settings() -> Settings:
@@ -37,7 +36,7 @@ def serve(_: argparse.Namespace) -> None:
         sys.executable, "-m", "functions_framework", "--target", "handle",
         "--source", str(source), "--host", settings.host, "--port", str(settings.port),
     ]  # fmt: skip
-    os.execv(sys.executable, argv)
+    os.execv(sys.executable, argv)  # noqa: S606  (our own interpreter, fixed arguments)
 
 
 def worker(_: argparse.Namespace) -> None:
@@ -86,7 +85,8 @@ def dev(_: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, shutdown)
     try:
         for command in ("serve", "worker"):
-            children.append(subprocess.Popen([sys.executable, "-m", "smscode", command], env=env))
+            argv = [sys.executable, "-m", "smscode", command]
+            children.append(subprocess.Popen(argv, env=env))  # noqa: S603
         print(f"smscode dev: open http://127.0.0.1:{settings.port}/", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.2)

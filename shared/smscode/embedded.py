@@ -48,7 +48,7 @@ class EmbeddedRedis:
             "--save", "", "--appendonly", "no", "--dir", self._dir, "--loglevel", "warning",
             *self._extra,
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL)  # noqa: S603
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         while True:
@@ -59,7 +59,9 @@ class EmbeddedRedis:
             except redis.ConnectionError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"embedded Redis did not start on port {self.port}")
+                    raise RuntimeError(
+                        f"embedded Redis did not start on port {self.port}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -107,7 +107,9 @@ class CodeService:
             # No code may stay issued that can never be delivered: give the phone its slot back.
             self._store.unissue(**send, request_id=request_id)
             log.error("queue unavailable: %s", error, extra={"request_id": request_id})
-            raise Unavailable("The delivery queue is unavailable; please try again shortly.")
+            raise Unavailable(
+                "The delivery queue is unavailable; please try again shortly."
+            ) from None
         log.info("code issued", extra={"request_id": request_id, "phone": phones.mask(phone)})
         return Issued(
             request_id=request_id,

@@ -112,7 +112,7 @@ class Store:
         limits: Limits,
     ) -> Rejection | None:
         """Store a new code for the phone if every cap allows it; else say which cap refused."""
-        args = [
+        args: list[str | int] = [
             code_hash, message_id, request_id, limits.code_ttl, limits.resend_interval,
             limits.phone_daily, limits.ip_hourly, limits.prefix_hourly, limits.global_minute,
             masked, self._clock(),

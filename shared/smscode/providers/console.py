@@ -16,7 +16,7 @@ class ConsoleProvider:
 
     def send(self, *, to: str, template_id: str, datas: list[str], req_id: str) -> Result:
         """Print the SMS and report it sent."""
-        code, minutes = (datas + ["", ""])[:2]
+        code, minutes = [*datas, "", ""][:2]
         line = f"[smscode console] SMS to {to}: your code is {code} (valid {minutes} min)"
         with self._lock:
             print(line, file=sys.stdout, flush=True)

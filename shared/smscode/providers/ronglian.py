@@ -76,7 +76,8 @@ def build_request(
     req_id: str | None,
 ) -> tuple[str, dict[str, str], bytes]:
     """The URL, headers and JSON body of one TemplateSMS call, exactly as the SDK builds them."""
-    sig = hashlib.md5(f"{creds.acc_id}{creds.acc_token}{stamp}".encode()).hexdigest().upper()
+    plain = f"{creds.acc_id}{creds.acc_token}{stamp}".encode()
+    sig = hashlib.md5(plain, usedforsecurity=False).hexdigest().upper()  # Ronglian's scheme
     url = f"{base_url.rstrip('/')}{PATH.format(creds.acc_id)}?sig={sig}"
     headers = {
         "Content-Type": "application/json;charset=utf-8",
