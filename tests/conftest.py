@@ -1,0 +1,94 @@
+"""Fixtures: a real Redis (embedded unless REDIS_URL is set), the fake Ronglian, real processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from smscode.embedded import EmbeddedRedis
+from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
+from tests.helpers import Server, Worker
+
+CODE_SECRET = "test-secret-0123456789abcdefghij"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when given (it must be a disposable database), else an embedded server."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on the test database, emptied before each test."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def fake_ronglian_session() -> Iterator[FakeRonglian]:
+    """One fake Ronglian for the whole run."""
+    with FakeRonglian() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_ronglian(fake_ronglian_session: FakeRonglian) -> FakeRonglian:
+    """The fake Ronglian, forgotten and fault-free at the start of each test."""
+    fake_ronglian_session.reset()
+    fake_ronglian_session.latency = 0.0
+    return fake_ronglian_session
+
+
+def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str, str]:
+    """Settings for a server or worker under test: ronglian through the fake, generous caps."""
+    env = {
+        "REDIS_URL": redis_url,
+        "CODE_SECRET": CODE_SECRET,
+        "SMS_PROVIDER": "ronglian",
+        "RONGLIAN_ACC_ID": DEFAULT_ACC_ID,
+        "RONGLIAN_ACC_TOKEN": DEFAULT_ACC_TOKEN,
+        "RONGLIAN_APP_ID": DEFAULT_APP_ID,
+        "RONGLIAN_BASE_URL": fake.base_url,
+        "RONGLIAN_READ_TIMEOUT_SECONDS": "1",
+        "RONGLIAN_CONNECT_TIMEOUT_SECONDS": "1",
+        "DELIVERY_BACKEND": "celery",
+        "CELERY_VISIBILITY_TIMEOUT_SECONDS": "60",
+        # every test request comes from 127.0.0.1: per-IP and global caps get their own tests
+        "IP_HOURLY_LIMIT": "1000000",
+        "GLOBAL_MINUTE_LIMIT": "1000000",
+        "PREFIX_HOURLY_LIMIT": "1000000",
+        "SERVE_WORKERS": "2",
+        "SERVE_THREADS": "8",
+        "WORKER_CONCURRENCY": "16",
+        "LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(
+    redis_url: str, fake_ronglian_session: FakeRonglian
+) -> Iterator[tuple[Server, Worker]]:
+    """`smscode serve` and `smscode worker` with the ronglian provider, shared by the run."""
+    env = stack_env(redis_url, fake_ronglian_session)
+    server, worker = Server(env).start(), Worker(env).start()
+    yield server, worker
+    server.stop()
+    worker.stop()
+
+
+@pytest.fixture
+def api(stack: tuple[Server, Worker], redis_client: redis.Redis, fake_ronglian: FakeRonglian) -> str:
+    """The base URL of the running HTTP function, with Redis and the fake reset."""
+    return stack[0].url

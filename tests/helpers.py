@@ -1,0 +1,120 @@
+"""Test helpers: fresh phone numbers and the real processes (server, worker) under test."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+from smscode.embedded import free_port
+from smscode.phones import normalize
+
+# Mobile blocks phonenumbers knows as valid; the rest of the digits are random, so tests
+# rarely share a phone or a seven-digit prefix.
+_BLOCKS = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151", "152",
+           "155", "156", "157", "158", "159", "176", "177", "178", "180", "181", "182", "183",
+           "185", "186", "187", "188", "189", "198", "199")  # fmt: skip
+
+
+def fresh_phone() -> str:
+    """A random valid mainland-China mobile, 11 digits."""
+    while True:
+        candidate = random.choice(_BLOCKS) + "".join(random.choices("0123456789", k=8))
+        try:
+            normalize(candidate)
+        except Exception:  # noqa: S112 - an unassigned block: draw again
+            continue
+        return candidate
+
+
+class Process:
+    """A `smscode` subcommand in its own process, its output kept in a file."""
+
+    def __init__(self, command: str, env: Mapping[str, str]) -> None:
+        self.command = command
+        self.env = {**os.environ, **env}
+        self.log = Path(tempfile.mkstemp(prefix=f"smscode-{command}-", suffix=".log")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        """Start the process (output to self.log)."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "smscode", self.command],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        return self.log.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 20.0) -> None:
+        """Block until the output contains `text`."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.process is not None
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.command} did not print {text!r}:\n{self.output()}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Server(Process):
+    """`smscode serve` on a free port; ready once /healthz answers."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.port = free_port()
+        super().__init__("serve", {**env, "PORT": str(self.port)})
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        """Start and wait until the function answers."""
+        super().start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{self.url}/", timeout=1)
+                return self
+            except requests.ConnectionError:
+                assert self.process is not None
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start:\n{self.output()}") from None
+                time.sleep(0.1)
+
+
+class Worker(Process):
+    """`smscode worker`; ready once Celery says so."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__("worker", env)
+
+    def start(self) -> Worker:
+        """Start and wait until the worker consumes."""
+        super().start()
+        self.wait_for_output("ready.", timeout=30)
+        return self
