@@ -77,9 +77,7 @@ def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str,
 
 
 @pytest.fixture(scope="session")
-def stack(
-    redis_url: str, fake_ronglian_session: FakeRonglian
-) -> Iterator[tuple[Server, Worker]]:
+def stack(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[tuple[Server, Worker]]:
     """`smscode serve` and `smscode worker` with the ronglian provider, shared by the run."""
     env = stack_env(redis_url, fake_ronglian_session)
     server, worker = Server(env).start(), Worker(env).start()
@@ -89,6 +87,8 @@ def stack(
 
 
 @pytest.fixture
-def api(stack: tuple[Server, Worker], redis_client: redis.Redis, fake_ronglian: FakeRonglian) -> str:
+def api(
+    stack: tuple[Server, Worker], redis_client: redis.Redis, fake_ronglian: FakeRonglian
+) -> str:
     """The base URL of the running HTTP function, with Redis and the fake reset."""
     return stack[0].url

@@ -3,6 +3,7 @@
 from typing import Any
 
 import functions_framework
+
 from smscode.web import handle_flask
 
 

@@ -87,11 +87,30 @@ def test_bad_input_gets_the_contract_errors(api: str) -> None:
         (send(api, "010 12345678"), 400, "invalid_phone"),
         (send(api, "+1 650 253 0000"), 400, "invalid_phone"),
         (send(api, "hello"), 400, "invalid_phone"),
-        (requests.post(f"{api}/codes", data=b"{nope", headers={"Content-Type": "application/json"}, timeout=5), 400, "invalid_request"),  # noqa: E501
+        (
+            requests.post(
+                f"{api}/codes",
+                data=b"{nope",
+                headers={"Content-Type": "application/json"},
+                timeout=5,
+            ),
+            400,
+            "invalid_request",
+        ),
         (requests.post(f"{api}/codes", json=["13800138000"], timeout=5), 400, "invalid_request"),
         (requests.post(f"{api}/codes", json={}, timeout=5), 400, "invalid_request"),
-        (requests.post(f"{api}/codes", data="x", headers={"Content-Type": "text/plain"}, timeout=5), 400, "invalid_request"),  # noqa: E501
-        (requests.post(f"{api}/codes", json={"phone": "1" * 5000}, timeout=5), 413, "payload_too_large"),  # noqa: E501
+        (
+            requests.post(
+                f"{api}/codes", data="x", headers={"Content-Type": "text/plain"}, timeout=5
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            requests.post(f"{api}/codes", json={"phone": "1" * 5000}, timeout=5),
+            413,
+            "payload_too_large",
+        ),
         (requests.get(f"{api}/nowhere", timeout=5), 404, "not_found"),
         (requests.get(f"{api}/codes/verify", timeout=5), 405, "method_not_allowed"),
     ]
