@@ -49,6 +49,11 @@ def fake_ronglian(fake_ronglian_session: FakeRonglian) -> FakeRonglian:
     return fake_ronglian_session
 
 
+def broker_url(redis_url: str) -> str:
+    """Database 1 of the test Redis, for the Celery broker."""
+    return redis_url.rsplit("/", 1)[0] + "/1"
+
+
 def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str, str]:
     """Settings for a server or worker under test: ronglian through the fake, generous caps."""
     env = {
@@ -62,6 +67,8 @@ def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str,
         "RONGLIAN_READ_TIMEOUT_SECONDS": "1",
         "RONGLIAN_CONNECT_TIMEOUT_SECONDS": "1",
         "DELIVERY_BACKEND": "celery",
+        # the broker in its own database: tests empty the code store's between them
+        "CELERY_BROKER_URL": broker_url(redis_url),
         "CELERY_VISIBILITY_TIMEOUT_SECONDS": "60",
         # every test request comes from 127.0.0.1: per-IP and global caps get their own tests
         "IP_HOURLY_LIMIT": "1000000",
