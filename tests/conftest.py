@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -51,7 +52,7 @@ def fake_ronglian(fake_ronglian_session: FakeRonglian) -> FakeRonglian:
 
 def broker_url(redis_url: str) -> str:
     """Database 1 of the test Redis, for the Celery broker."""
-    return redis_url.rsplit("/", 1)[0] + "/1"
+    return urlsplit(redis_url)._replace(path="/1").geturl()
 
 
 def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str, str]:
