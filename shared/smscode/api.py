@@ -86,7 +86,12 @@ def parse_body(request: HttpRequest) -> dict[str, str]:
         raise InvalidRequest("The request body is not valid JSON or form data.") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    return {str(key): value for key, value in data.items() if isinstance(value, str)}
+    # A phone or code sent as a JSON number is taken as its digits; other types are ignored.
+    return {
+        str(key): str(value)
+        for key, value in data.items()
+        if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+    }
 
 
 def _field(data: Mapping[str, str], *names: str) -> str:
