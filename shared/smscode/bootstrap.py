@@ -49,6 +49,13 @@ def _celery(settings: Settings) -> Publisher:
     return CeleryPublisher(settings.broker_url, settings.celery_visibility_timeout_seconds)
 
 
+def _sqs(settings: Settings) -> Publisher:
+    from smscode.publishers.sqs import SqsPublisher
+
+    assert settings.sqs_queue_url  # Settings refused sqs without a queue URL
+    return SqsPublisher(settings.sqs_queue_url)
+
+
 def _inline(_: Settings) -> Publisher:
     from smscode.publishers.inline import InlinePublisher
 
@@ -56,7 +63,11 @@ def _inline(_: Settings) -> Publisher:
 
 
 PROVIDERS: dict[str, Callable[[Settings], Provider]] = {"console": _console, "ronglian": _ronglian}
-PUBLISHERS: dict[str, Callable[[Settings], Publisher]] = {"celery": _celery, "inline": _inline}
+PUBLISHERS: dict[str, Callable[[Settings], Publisher]] = {
+    "celery": _celery,
+    "sqs": _sqs,
+    "inline": _inline,
+}
 
 
 @cache
@@ -101,3 +112,10 @@ def api() -> Api:
     """The HTTP API every adapter dispatches to."""
     _logging()
     return Api(service, lambda: store().ping())
+
+
+def reset() -> None:
+    """Forget the settings and everything built from them (for tests that change the env)."""
+    get_settings.cache_clear()
+    for built in (_logging, store, sealer, deliverer, service, api):
+        built.cache_clear()
