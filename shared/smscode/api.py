@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
+from smscode import metrics
 from smscode.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -133,6 +134,7 @@ class Api:
             (re.compile(r"/codes/verify"), {"POST": self.verify}),
             (re.compile(r"/codes/(?P<request_id>[^/]+)"), {"GET": self.status}),
             (re.compile(r"/healthz"), {"GET": self.healthz}),
+            (re.compile(r"/metrics"), {"GET": self.prometheus}),
         ]
 
     def dispatch(self, request: HttpRequest) -> HttpResponse:
@@ -208,6 +210,11 @@ class Api:
         return json_response(
             200, {"status": "success", **self._service().status(match["request_id"])}
         )
+
+    def prometheus(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
+        """GET /metrics: Prometheus text (every gunicorn worker's, see `smscode serve`)."""
+        body, content_type = metrics.render()
+        return HttpResponse(200, body, {"Content-Type": content_type})
 
     def healthz(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
         """GET /healthz: 200 when Redis answers, else 503."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-from smscode import logs
+from smscode import logs, metrics
 from smscode.api import Api
 from smscode.delivery import Deliverer
 from smscode.providers import Provider
@@ -95,7 +95,10 @@ def deliverer() -> Deliverer:
     # The lease must outlast one provider call so a slow answer never overlaps a retry.
     lease = 2 * (settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds)
     return Deliverer(
-        store(), PROVIDERS[settings.sms_provider](settings), sealer(), lease_seconds=lease
+        store(),
+        metrics.TimedProvider(PROVIDERS[settings.sms_provider](settings)),
+        sealer(),
+        lease_seconds=lease,
     )
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from smscode import logs
 from smscode.settings import Settings, SettingsError, load_settings
 
 # The entry points live beside the package in the repository (shared/ and functions/).
@@ -20,10 +23,31 @@ FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as error:
         print(f"smscode: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    if settings.test_phones:  # allowed explicitly, yet it must never go unnoticed
+        logs.setup(settings.log_level)
+        logging.getLogger("smscode.cli").warning(
+            "TEST_PHONES active: %d phones get fixed codes and no SMS", len(settings.test_phones)
+        )
+    return settings
+
+
+def _metrics_dir(port: int) -> str:
+    """An emptied folder for prometheus_client's multiprocess files, one per user and port.
+
+    gunicorn runs several worker processes; each writes its counters to files here and
+    /metrics sums them, so a scrape sees the whole server, not whichever worker answered.
+    """
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+        Path(tempfile.gettempdir()) / f"smscode-metrics-{os.getuid()}-{port}"
+    )
+    Path(chosen).mkdir(parents=True, exist_ok=True)
+    for stale in Path(chosen).glob("*.db"):  # files of an earlier run would be summed in
+        stale.unlink()
+    return chosen
 
 
 def serve(_: argparse.Namespace) -> None:
@@ -31,6 +55,7 @@ def serve(_: argparse.Namespace) -> None:
     settings = _settings()
     os.environ["WORKERS"] = str(settings.serve_workers)
     os.environ["THREADS"] = str(settings.serve_threads)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir(settings.port)
     source = FUNCTIONS / "issue_code" / "main.py"
     argv = [
         sys.executable, "-m", "functions_framework", "--target", "handle",
@@ -42,10 +67,13 @@ def serve(_: argparse.Namespace) -> None:
 def worker(_: argparse.Namespace) -> None:
     """Run the Celery delivery worker (thread pool, sized by WORKER_CONCURRENCY)."""
     settings = _settings()
+    from smscode import metrics
     from smscode.worker import create_worker_app
 
+    metrics.serve_port(settings.metrics_port, settings.host)
+    # --quiet: no start-up banner, so every line the worker prints is one JSON log object.
     create_worker_app(settings).worker_main([
-        "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
+        "--quiet", "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
         f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle",
         "--without-heartbeat",
     ])  # fmt: skip

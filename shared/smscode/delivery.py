@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from smscode import metrics
 from smscode.messages import DeliveryMessage
 from smscode.phones import mask
 from smscode.providers import Failed, Provider, Sent
@@ -17,6 +18,7 @@ from smscode.sealing import Sealer, SealError
 from smscode.store import Store
 
 log = logging.getLogger("smscode.delivery")
+_EXPIRED, _FAILED = {"outcome": "expired"}, {"outcome": "failed"}  # log fields
 
 
 class Outcome(StrEnum):
@@ -54,6 +56,7 @@ class Deliverer:
         self._lease_ms = int(lease_seconds * 1000)
         self._clock = clock
 
+    @metrics.counts_deliveries
     def deliver(self, message: DeliveryMessage) -> Outcome:
         """Send the message's code unless it is already sent, stale or someone else's turn."""
         extra = {"request_id": message.request_id, "phone": mask(message.phone)}
@@ -61,20 +64,20 @@ class Deliverer:
         ids = {"request_id": message.request_id, "message_id": message.message_id}
         if datetime.fromtimestamp(self._clock(), UTC) >= message.expires_at:
             self._store.finish(**ids, state="expired", ttl=ttl)
-            log.warning("delivery expired before it could be sent", extra=extra)
+            log.warning("delivery expired before it could be sent", extra=extra | _EXPIRED)
             return Outcome.EXPIRED
         token = secrets.token_hex(8)
         claim = self._store.claim(phone=message.phone, token=token, lease_ms=self._lease_ms, **ids)
         if claim == "busy":
             return Outcome.RETRY
         if claim != "go":
-            log.info("delivery already %s", claim, extra=extra)
+            log.info("delivery already %s", claim, extra=extra | {"outcome": claim})
             return Outcome.SENT if claim == "sent" else Outcome(claim)
         try:
             code = self._sealer.open(message.sealed_code, message.message_id)
         except SealError:
             self._store.finish(**ids, state="failed", token=token, ttl=ttl)
-            log.error("sealed code does not open; check CODE_SECRET", extra=extra)
+            log.error("sealed code does not open; check CODE_SECRET", extra=extra | _FAILED)
             return Outcome.FAILED
         result = self._provider.send(
             to=message.phone,
@@ -83,6 +86,7 @@ class Deliverer:
             req_id=message.message_id,
         )
         extra |= {"status_code": getattr(result, "status_code", "")}
+        extra |= {"outcome": {Sent: "sent", Failed: "failed"}.get(type(result), "retry")}
         if isinstance(result, Sent):
             self._store.finish(**ids, state="sent", token=token, sid=result.sid, ttl=ttl)
             log.info("delivered%s", " (repeat of an earlier attempt)" * result.repeat, extra=extra)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from smscode import phones
+from smscode.errors import InvalidPhone
 
 
 class SettingsError(Exception):
@@ -52,6 +56,10 @@ class Settings(BaseSettings):
     serve_threads: int = Field(default=8, ge=1)
     worker_concurrency: int = Field(default=64, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's exporter
+    # Fixed codes for app-store reviewers and QA: E.164 phone -> code, no SMS, no caps.
+    test_phones: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    allow_test_phones: bool = False
 
     @field_validator("redis_url")
     @classmethod
@@ -59,6 +67,31 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("test_phones", mode="before")
+    @classmethod
+    def _parse_test_phones(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            phone, _, code = (side.strip() for side in item.partition(":"))
+            if not re.fullmatch(r"[0-9]{4,10}", code):
+                raise ValueError("expected phone:code pairs separated by commas, 4-10 digit codes")
+            try:
+                pairs[phones.normalize(phone)] = code
+            except InvalidPhone:
+                raise ValueError(f"{phone!r} is not a mainland China mobile number") from None
+        return pairs
+
+    @model_validator(mode="after")
+    def _test_phones_allowed(self) -> Settings:
+        if self.test_phones and not self.allow_test_phones:
+            raise ValueError(
+                "TEST_PHONES is set but ALLOW_TEST_PHONES is not true; "
+                "set ALLOW_TEST_PHONES=true to accept fixed codes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _backend_needs(self) -> Settings:

@@ -86,6 +86,7 @@ class Store:
         self._verify = _load(client, "verify")
         self._claim = _load(client, "claim")
         self._finish = _load(client, "finish")
+        self._issue_test_phone = _load(client, "issue_test_phone")
 
     @staticmethod
     def _send_keys(phone: str, ip: str, request_id: str) -> list[str]:
@@ -122,6 +123,14 @@ class Store:
         if result[0] == 1:
             return None
         return Rejection(reason=str(result[1]), retry_after=int(result[2]))
+
+    def issue_test_phone(
+        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+    ) -> None:
+        """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
+        args: list[str | int] = [code_hash, message_id, request_id, ttl, masked, self._clock()]
+        with _redis_errors():
+            self._issue_test_phone(keys=[keys.code(phone), keys.request(request_id)], args=args)
 
     def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
