@@ -70,6 +70,7 @@ def worker(_: argparse.Namespace) -> None:
     from smscode import metrics
     from smscode.worker import create_worker_app
 
+    logs.setup(settings.log_level)  # before Celery starts, so its start-up warnings are JSON
     metrics.serve_port(settings.metrics_port, settings.host)
     # --quiet: no start-up banner, so every line the worker prints is one JSON log object.
     create_worker_app(settings).worker_main([
@@ -92,10 +93,21 @@ def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def dev(_: argparse.Namespace) -> None:
-    """Embedded Redis (when REDIS_URL is unset), serve and worker, until Ctrl-C."""
+def dev(args: argparse.Namespace) -> None:
+    """Embedded Redis (when REDIS_URL is unset), serve and worker, until Ctrl-C.
+
+    With --cloud, the worker is replaced by the cloud shape: moto as SQS and a poller that
+    feeds batches to the Lambda SQS handler in this process (see smscode.cloud_dev).
+    """
     env = dict(os.environ)
     env.setdefault("CODE_SECRET", secrets.token_urlsafe(32))
+    cloud = None
+    if getattr(args, "cloud", False):
+        from smscode.cloud_dev import LocalCloud
+
+        cloud = LocalCloud().start()
+        env.update(cloud.env)
+        print(f"smscode dev: SQS (moto) at {cloud.endpoint}, queue {cloud.queue_url}", flush=True)
     embedded = None
     if not env.get("REDIS_URL"):
         from smscode.embedded import EmbeddedRedis
@@ -112,9 +124,11 @@ def dev(_: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     try:
-        for command in ("serve", "worker"):
+        for command in ("serve",) if cloud else ("serve", "worker"):
             argv = [sys.executable, "-m", "smscode", command]
             children.append(subprocess.Popen(argv, env=env))  # noqa: S603
+        if cloud is not None:
+            cloud.start_poller()
         print(f"smscode dev: open http://127.0.0.1:{settings.port}/", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
@@ -123,6 +137,8 @@ def dev(_: argparse.Namespace) -> None:
         print("smscode dev: stopping", flush=True)
     finally:
         _stop_all(children)
+        if cloud is not None:
+            cloud.stop()
         if embedded is not None:
             embedded.stop()
 
@@ -140,6 +156,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("worker", worker, "run the self-hosted delivery worker (Celery)"),
         ("dev", dev, "embedded Redis (if REDIS_URL is unset) + serve + worker, until Ctrl-C"),
     ):
-        commands.add_parser(name, help=summary, description=summary).set_defaults(run=run)
+        command = commands.add_parser(name, help=summary, description=summary)
+        command.set_defaults(run=run)
+        if name == "dev":
+            command.add_argument(
+                "--cloud",
+                action="store_true",
+                help="the cloud shape instead of Celery: SQS (moto) and the Lambda SQS handler",
+            )
     args = parser.parse_args(argv)
     args.run(args)

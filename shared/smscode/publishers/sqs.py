@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ def make_client(region_hint: str | None = None) -> SQSClient:
     import boto3
     from botocore.config import Config
 
+    # botocore logs where it found credentials and endpoints at INFO: noise on every cold start
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     session = boto3.session.Session()
     region = session.region_name or region_hint or "us-east-1"
     config = Config(
@@ -57,7 +60,7 @@ class SqsPublisher:
 
     def publish(self, message: DeliveryMessage) -> None:
         """Queue the message or raise PublishError."""
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if self._fifo:
             # Deduplication on the message id drops a publisher's retry within SQS's 5-minute
             # window; one group per message keeps FIFO from serialising unrelated phones.
