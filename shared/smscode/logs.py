@@ -38,3 +38,5 @@ def setup(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Library warnings (Celery's root-user notice, deprecations) become JSON lines too.
+    logging.captureWarnings(True)

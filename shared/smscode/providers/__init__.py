@@ -12,6 +12,7 @@ class Sent:
 
     sid: str
     repeat: bool = False
+    status_code: str = ""  # the provider's own success code, for the log line
 
 
 @dataclass(frozen=True)
