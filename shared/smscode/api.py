@@ -21,6 +21,7 @@ from smscode.errors import (
     SmsCodeError,
 )
 from smscode.service import CodeService
+from smscode.settings import get_settings
 
 log = logging.getLogger("smscode.api")
 
@@ -31,6 +32,9 @@ PAGE_CSP = (
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+# Browsers on an allowed origin may call these routes; the page and assets are same-origin only.
+_CORS_PATHS = re.compile(r"/codes(?:/.*)?")
+_CORS_PREFLIGHT_MAX_AGE = "600"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,12 @@ def _asset(name: str) -> bytes:
     return resources.files("smscode").joinpath("page", name).read_bytes()
 
 
+@cache
+def _asset_file(name: str) -> bytes:
+    # openapi.yaml in the package is a symlink to the repository root's copy; wheels copy it.
+    return resources.files("smscode").joinpath(name).read_bytes()
+
+
 def _language(accept_language: str) -> str:
     """zh-CN when the browser prefers Chinese to English, else en."""
     for part in accept_language.split(","):
@@ -124,9 +134,15 @@ Handler = Callable[[HttpRequest, re.Match[str]], HttpResponse]
 class Api:
     """Routes requests to the code service and renders its answers and errors."""
 
-    def __init__(self, service: Callable[[], CodeService], health: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        service: Callable[[], CodeService],
+        health: Callable[[], None],
+        cors_origins: Callable[[], frozenset[str]] = lambda: get_settings().cors_origins,
+    ) -> None:
         self._service = service  # built lazily: the page and 404s need no Redis
         self._health = health
+        self._cors_origins = cors_origins
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(r"/"), {"GET": self.page}),
             (re.compile(r"/assets/(?P<name>[a-z]+\.(?:js|css))"), {"GET": self.asset}),
@@ -134,28 +150,49 @@ class Api:
             (re.compile(r"/codes/verify"), {"POST": self.verify}),
             (re.compile(r"/codes/(?P<request_id>[^/]+)"), {"GET": self.status}),
             (re.compile(r"/healthz"), {"GET": self.healthz}),
+            (re.compile(r"/openapi\.yaml"), {"GET": self.openapi}),
             (re.compile(r"/metrics"), {"GET": self.prometheus}),
         ]
 
     def dispatch(self, request: HttpRequest) -> HttpResponse:
         """Answer one request; never raises, never leaks a traceback."""
+        origin: str | None = None
         try:
-            return self._route(request)
+            origin = self._cors_origin(request)
+            response = self._route(request, origin)
         except SmsCodeError as error:
-            return error_response(error)
+            response = error_response(error)
         except Exception:
             log.exception("unexpected error on %s %s", request.method, request.path)
             return json_response(
                 500,
                 {"status": "error", "error": "internal", "message": "Unexpected server error."},
             )
+        if origin is not None:  # errors too, so the calling page can read why it failed
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+            response.headers["Vary"] = "Origin"
+        return response
 
-    def _route(self, request: HttpRequest) -> HttpResponse:
+    def _cors_origin(self, request: HttpRequest) -> str | None:
+        """The request's Origin when CORS_ORIGINS allows it on this path, else None."""
+        origin = request.headers.get("origin")
+        if origin is None or not _CORS_PATHS.fullmatch(request.path.rstrip("/")):
+            return None
+        return origin if origin in self._cors_origins() else None
+
+    def _route(self, request: HttpRequest, origin: str | None = None) -> HttpResponse:
         path = request.path.rstrip("/") or "/"
         for pattern, methods in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
+            if request.method == "OPTIONS" and origin is not None:
+                return HttpResponse(204, b"", {
+                    "Access-Control-Allow-Methods": ", ".join(methods),
+                    "Access-Control-Allow-Headers": "Content-Type",
+                    "Access-Control-Max-Age": _CORS_PREFLIGHT_MAX_AGE,
+                })  # fmt: skip
             method = "GET" if request.method == "HEAD" else request.method
             if method not in methods:
                 raise MethodNotAllowed(f"{request.method} is not allowed on {path}.")
@@ -215,6 +252,10 @@ class Api:
         """GET /metrics: Prometheus text (every gunicorn worker's, see `smscode serve`)."""
         body, content_type = metrics.render()
         return HttpResponse(200, body, {"Content-Type": content_type})
+
+    def openapi(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
+        """GET /openapi.yaml: the OpenAPI 3.1 description of this API."""
+        return HttpResponse(200, _asset_file("openapi.yaml"), {"Content-Type": "application/yaml"})
 
     def healthz(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
         """GET /healthz: 200 when Redis answers, else 503."""

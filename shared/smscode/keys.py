@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 # Every key carries the same hash tag. Redis Cluster only runs a script whose keys share a
 # slot, and the send decision must touch the phone's keys and the shared per-IP, per-prefix
 # and global counters in ONE script to stay atomic; one tag is the only way to allow that.
@@ -26,8 +28,20 @@ def phone_daily(phone: str) -> str:
 
 
 def ip_hourly(ip: str) -> str:
-    """Sends requested from a client IP in the current hour window."""
-    return f"{TAG}:ip:{ip}"
+    """Sends requested from a client IP in the current hour window.
+
+    An IPv6 client is counted by its /64: one subscriber line usually gets a whole /64,
+    so counting single addresses would hand a bot 2^64 fresh "IPs".
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return f"{TAG}:ip:{ip}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # "::ffff:1.2.3.4" is the IPv4 client 1.2.3.4
+            return f"{TAG}:ip:{address.ipv4_mapped}"
+        return f"{TAG}:ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+    return f"{TAG}:ip:{address}"
 
 
 def verify_failures(phone: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -34,6 +35,16 @@ def normalize(raw: str) -> str:
     ):
         raise InvalidPhone("The phone number is not a mainland China mobile number.")
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def require_allowed(e164: str, prefixes: Iterable[str]) -> None:
+    """Refuse a destination outside SEND_ALLOWED_PREFIXES (sends to it would cost money).
+
+    Raises:
+        InvalidPhone: the number starts with none of the prefixes.
+    """
+    if not e164.startswith(tuple(prefixes)):
+        raise InvalidPhone("Codes cannot be sent to this phone number.")
 
 
 def national(e164: str) -> str:

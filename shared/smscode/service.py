@@ -81,6 +81,7 @@ class CodeService:
         phone = phones.normalize(raw_phone)
         if phone in self._settings.test_phones:
             return self._issue_test_phone(phone, self._settings.test_phones[phone])
+        phones.require_allowed(phone, self._settings.send_allowed_prefixes)
         code = codes.generate_code(self._settings.code_length)
         message_id, request_id = uuid.uuid4().hex, uuid.uuid4().hex
         send = {"phone": phone, "ip": client_ip, "message_id": message_id}

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     delivery_backend: Literal["celery", "sqs", "inline"] = "celery"
     celery_broker_url: str | None = None
     celery_visibility_timeout_seconds: int = Field(default=3600, ge=10)
+    # Retry pace for a delivery that may be retried (full-jitter exponential backoff); an
+    # operator slows it for a throttled account, tests speed it up to stay short.
+    delivery_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)
+    delivery_retry_max_seconds: float = Field(default=30.0, gt=0, le=600)
     sqs_queue_url: str | None = None
 
     sms_provider: Literal["console", "ronglian"] = "console"
@@ -49,6 +53,10 @@ class Settings(BaseSettings):
     prefix_hourly_limit: int = Field(default=100, ge=1)
     global_minute_limit: int = Field(default=600, ge=1)
     verify_failures_daily_limit: int = Field(default=20, ge=1)
+    # Abuse resistance (see README "Security"); comma lists are parsed by the validators below.
+    trusted_proxy_count: int = Field(default=0, ge=0, le=10)
+    send_allowed_prefixes: Annotated[tuple[str, ...], NoDecode] = ("+861",)
+    cors_origins: Annotated[frozenset[str], NoDecode] = frozenset()
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -83,6 +91,27 @@ class Settings(BaseSettings):
             except InvalidPhone:
                 raise ValueError(f"{phone!r} is not a mainland China mobile number") from None
         return pairs
+
+    @field_validator("send_allowed_prefixes", mode="before")
+    @classmethod
+    def _parse_prefixes(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        prefixes = tuple(filter(None, (part.strip() for part in value.split(","))))
+        if not prefixes or not all(re.fullmatch(r"\+[0-9]{1,15}", p) for p in prefixes):
+            raise ValueError("expected E.164 prefixes separated by commas, e.g. +861")
+        return prefixes
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        origins = frozenset(filter(None, (part.strip() for part in value.split(","))))
+        # An exact origin only: a browser sends "scheme://host[:port]", never a path or "*".
+        if not all(re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o) for o in origins):
+            raise ValueError("expected origins like https://example.com separated by commas")
+        return origins
 
     @model_validator(mode="after")
     def _test_phones_allowed(self) -> Settings:

@@ -6,19 +6,22 @@ from typing import Any
 
 from smscode.api import MAX_BODY_BYTES, HttpRequest
 from smscode.bootstrap import api
+from smscode.clientip import client_ip
 
 
 def handle_flask(request: Any) -> tuple[bytes, int, dict[str, str]]:
     """Answer a functions-framework (Flask) request through the shared route table."""
     # Read at most one byte past the limit, so an oversized body costs no more than that.
     body = request.stream.read(MAX_BODY_BYTES + 1)
-    response = api().dispatch(
+    routes = api()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    response = routes.dispatch(
         HttpRequest(
             method=request.method,
             path=request.path,
-            headers={name.lower(): value for name, value in request.headers.items()},
+            headers=headers,
             body=body,
-            client_ip=request.remote_addr or "unknown",
+            client_ip=client_ip(request.remote_addr or "unknown", headers),
         )
     )
     return response.body, response.status, response.headers

@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
-    HTTPError,
     NameResolutionError,
     NewConnectionError,
     ProtocolError,
@@ -56,7 +55,7 @@ class Credentials:
     """The account, its token and the app, as Ronglian's console shows them."""
 
     acc_id: str
-    acc_token: str
+    acc_token: str = field(repr=False)  # a repr lands in logs and tracebacks
     app_id: str
 
 
@@ -97,9 +96,16 @@ def build_request(
 
 
 def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result:
-    """Map Ronglian's HTTP answer to a result kind."""
+    """Map Ronglian's HTTP answer to a result kind.
+
+    A 5xx or an unparseable body is only *maybe* sent: a proxy in front of Ronglian can fail
+    after Ronglian took the request. 160054 means an earlier attempt carrying the same reqId
+    got through, so it counts as sent, but only when we sent a reqId at all.
+    """
     if status >= 500:
         return MaybeSent(f"HTTP {status}", str(status))
+    if status == 429:  # throttled in front of the API: the request was refused, not sent
+        return NotSent("HTTP 429", str(status))
     if status != 200:
         return Failed(f"HTTP {status}", str(status))
     try:
@@ -126,6 +132,7 @@ def classify_error(error: Exception) -> Result:
         return NotSent("TLS handshake failed")
     if isinstance(error, ReadTimeoutError | ProtocolError):
         return MaybeSent(f"answer lost: {type(error).__name__}")
+    # Anything else may have happened after the body was written: assume the worst.
     return MaybeSent(f"transport error: {type(error).__name__}")
 
 
@@ -149,14 +156,17 @@ class RonglianProvider:
             retries=False,  # every retry goes through the delivery core, with its reqId
         )
 
-    def send(self, *, to: str, template_id: str, datas: list[str], req_id: str) -> Result:
-        """One TemplateSMS call; never raises for network or provider failures."""
+    def send(self, *, to: str, template_id: str, datas: list[str], req_id: str | None) -> Result:
+        """One TemplateSMS call; never raises for network or provider failures.
+
+        `req_id` None sends as `ronglian_sms_sdk` does, without Ronglian's deduplication.
+        """
         url, headers, body = build_request(
             self._creds, self._base_url, timestamp(),
             to=national(to), template_id=template_id, datas=datas, req_id=req_id,
         )  # fmt: skip
         try:
             response = self._http.request("POST", url, body=body, headers=headers)
-        except HTTPError as error:
+        except Exception as error:  # urllib3's HTTPError family, or anything odd: never raise
             return classify_error(error)
-        return classify_answer(response.status, response.data, with_req_id=True)
+        return classify_answer(response.status, response.data, with_req_id=req_id is not None)
