@@ -56,10 +56,14 @@ def _sqs(settings: Settings) -> Publisher:
     return SqsPublisher(settings.sqs_queue_url)
 
 
-def _inline(_: Settings) -> Publisher:
+def _inline(settings: Settings) -> Publisher:
     from smscode.publishers.inline import InlinePublisher
 
-    return InlinePublisher(deliverer().deliver)
+    return InlinePublisher(
+        deliverer().deliver,
+        retry_base=settings.delivery_retry_base_seconds,
+        retry_cap=settings.delivery_retry_max_seconds,
+    )
 
 
 PROVIDERS: dict[str, Callable[[Settings], Provider]] = {"console": _console, "ronglian": _ronglian}

@@ -21,6 +21,11 @@ def make_app(broker_url: str, visibility_timeout: int) -> Celery:
         # longest task, retry countdowns included (a redelivery is harmless, only slower).
         broker_transport_options={
             "visibility_timeout": visibility_timeout,
+            # kombu sweeps for tasks of a dead worker only every interval x throttle seconds
+            # (100 s by default); sweep at a quarter of the timeout, at most every 10 s, so a
+            # SIGKILLed worker's tasks come back soon after the timeout.
+            "unacked_restore_interval": max(1, min(10, visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
             "socket_timeout": 2,
             "socket_connect_timeout": 2,
         },

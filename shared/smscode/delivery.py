@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 
 from smscode import metrics
+from smscode.errors import Unavailable
 from smscode.messages import DeliveryMessage
 from smscode.phones import mask
 from smscode.providers import Failed, Provider, Sent
@@ -62,9 +64,19 @@ class Deliverer:
         extra = {"request_id": message.request_id, "phone": mask(message.phone)}
         ttl = max(1, int(message.expires_at.timestamp() - message.created_at.timestamp()))
         ids = {"request_id": message.request_id, "message_id": message.message_id}
+        finish = partial(
+            self._store.finish,
+            request_id=message.request_id,
+            message_id=message.message_id,
+            ttl=ttl,
+            masked=extra["phone"],
+        )
         if datetime.fromtimestamp(self._clock(), UTC) >= message.expires_at:
-            self._store.finish(**ids, state="expired", ttl=ttl)
             log.warning("delivery expired before it could be sent", extra=extra | _EXPIRED)
+            try:  # the record is a courtesy: a stale message is dropped even if Redis is down
+                finish(state="expired")
+            except Unavailable:
+                log.warning("could not record the expiry", extra=extra | _EXPIRED)
             return Outcome.EXPIRED
         token = secrets.token_hex(8)
         claim = self._store.claim(phone=message.phone, token=token, lease_ms=self._lease_ms, **ids)
@@ -76,7 +88,7 @@ class Deliverer:
         try:
             code = self._sealer.open(message.sealed_code, message.message_id)
         except SealError:
-            self._store.finish(**ids, state="failed", token=token, ttl=ttl)
+            finish(state="failed", token=token)
             log.error("sealed code does not open; check CODE_SECRET", extra=extra | _FAILED)
             return Outcome.FAILED
         result = self._provider.send(
@@ -88,14 +100,14 @@ class Deliverer:
         extra |= {"status_code": getattr(result, "status_code", "")}
         extra |= {"outcome": {Sent: "sent", Failed: "failed"}.get(type(result), "retry")}
         if isinstance(result, Sent):
-            self._store.finish(**ids, state="sent", token=token, sid=result.sid, ttl=ttl)
+            finish(state="sent", token=token, sid=result.sid)
             log.info("delivered%s", " (repeat of an earlier attempt)" * result.repeat, extra=extra)
             return Outcome.SENT
         if isinstance(result, Failed):
-            self._store.finish(**ids, state="failed", token=token, ttl=ttl)
+            finish(state="failed", token=token)
             log.error("provider refused: %s", result.reason, extra=extra)
             return Outcome.FAILED
-        self._store.finish(**ids, state=None, token=token, ttl=ttl)
+        finish(state=None, token=token)
         log.warning("will retry: %s (%s)", result.reason, type(result).__name__, extra=extra)
         return Outcome.RETRY
 

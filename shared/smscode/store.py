@@ -169,12 +169,13 @@ class Store:
         token: str = "",
         sid: str = "",
         ttl: int = 300,
+        masked: str = "",
     ) -> str | None:
         """Record a final state (never over 'sent') and release the lease if we hold it."""
         with _redis_errors():
             result = self._finish(
                 keys=[keys.request(request_id), keys.lease(message_id)],
-                args=[state or "", sid, token, self._clock(), ttl],
+                args=[state or "", sid, token, self._clock(), ttl, masked],
             )
         return result  # type: ignore[no-any-return]
 

@@ -26,6 +26,7 @@ def create_worker_app(settings: Settings) -> Celery:
     app = make_app(settings.broker_url, settings.celery_visibility_timeout_seconds)
     # Connecting this signal tells Celery to leave logging alone: our JSON lines stay as they are.
     setup_logging.connect(lambda **_: logs.setup(settings.log_level), weak=False)
+    base, cap = settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds
 
     @app.task(name=TASK_NAME, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
     def deliver(task: Any, payload: str) -> str:
@@ -39,8 +40,18 @@ def create_worker_app(settings: Settings) -> Celery:
             outcome = deliverer().deliver(message)
         except Unavailable:
             outcome = Outcome.RETRY  # Redis is down: keep the message, try again later
+        except Exception as error:
+            # A failed task is acknowledged and gone; retrying keeps the message until the
+            # core drops it as expired. No traceback: log lines must stay free of stack traces.
+            log.error(
+                "delivery crashed: %s",
+                type(error).__name__,
+                extra={"request_id": message.request_id, "outcome": "retry"},
+            )
+            outcome = Outcome.RETRY
         if outcome is Outcome.RETRY:
-            raise task.retry(countdown=backoff_seconds(task.request.retries))
+            countdown = backoff_seconds(task.request.retries, base=base, cap=cap)
+            raise task.retry(countdown=countdown)
         return outcome.value
 
     return app

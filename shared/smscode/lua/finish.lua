@@ -2,9 +2,12 @@
 -- KEYS[1] request state hash  KEYS[2] lease
 -- ARGV[1] state ('sent', 'failed', 'expired', 'skipped' or '' to keep it)  ARGV[2] provider sid
 -- ARGV[3] lease token  ARGV[4] now (ms)  ARGV[5] ttl (s) if the hash has none
+-- ARGV[6] masked phone, written when the hash is gone (it expires with the code, and an
+-- 'expired' state is recorded just after that: the state API needs the phone to answer)
 -- A 'sent' state is never overwritten. Returns the state in force.
 local state = redis.call('HGET', KEYS[1], 'state')
 if ARGV[1] ~= '' and state ~= 'sent' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'phone', ARGV[6]) end
   redis.call('HSET', KEYS[1], 'state', ARGV[1], 'sid', ARGV[2], 'updated', ARGV[4])
   if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
   state = ARGV[1]
