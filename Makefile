@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint bench
+.PHONY: dev dev-cloud lambda-deps test lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,29 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/smscode dev
 
+# The cloud shape on this machine: moto as SQS, the Lambda SQS handler fed by a local poller.
+dev-cloud: $(STAMP)
+	$(BIN)/smscode dev --cloud
+
+# Runtime dependencies for the Lambda zip (serverless.yml ships build/lambda), as Linux
+# x86_64 wheels for Python 3.11, read from pyproject.toml: dependencies + the aws extra.
+lambda-deps: $(STAMP)
+	rm -rf build/lambda && mkdir -p build
+	$(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["aws"]))' > build/lambda-requirements.txt
+	$(BIN)/python -m pip install --quiet --target build/lambda --platform manylinux2014_x86_64 \
+		--implementation cp --python-version 3.11 --only-binary=:all: -r build/lambda-requirements.txt
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+# The browser test drives Debian's Chromium, never a browser Playwright downloads.
+# CI runs as root; elsewhere sudo asks once. CJK fonts let the Chinese page render.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk'
+
+test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest

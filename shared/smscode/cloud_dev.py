@@ -87,11 +87,13 @@ class LocalCloud:
         max_receive_count: int = MAX_RECEIVE_COUNT,
         wait_seconds: int = WAIT_SECONDS,
         batch_size: int = BATCH_SIZE,
+        queue_name: str = QUEUE_NAME,
     ) -> None:
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
         self.wait_seconds = wait_seconds
         self.batch_size = batch_size
+        self.queue_name = queue_name
         self.endpoint = ""
         self.queue_url = ""
         self.dlq_url = ""
@@ -138,13 +140,13 @@ class LocalCloud:
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106
         )
-        self.dlq_url = self.sqs.create_queue(QueueName=f"{QUEUE_NAME}-dlq")["QueueUrl"]
+        self.dlq_url = self.sqs.create_queue(QueueName=f"{self.queue_name}-dlq")["QueueUrl"]
         dlq_arn = self._arn(self.dlq_url)
         redrive = json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.max_receive_count}
         )
         self.queue_url = self.sqs.create_queue(
-            QueueName=QUEUE_NAME,
+            QueueName=self.queue_name,
             Attributes={
                 "VisibilityTimeout": str(self.visibility_timeout),
                 "RedrivePolicy": redrive,
