@@ -1,0 +1,1 @@
+"""`make bench`: throughput, Redis cost, delivery, cold start and end-to-end latency, as ratios."""

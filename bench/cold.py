@@ -1,0 +1,82 @@
+"""(d) Cold start: the wall time to import each function module in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.stack import CODE_SECRET, ROOT
+
+MODULES = {
+    "hello world (reference)": ROOT / "bench" / "hello",
+    "functions/issue_code (HTTP)": ROOT / "functions" / "issue_code",
+    "functions/deliver_sms (queue)": ROOT / "functions" / "deliver_sms",
+}
+_TIMED = "import time; t = time.perf_counter(); import main; print(time.perf_counter() - t)"
+
+
+@dataclass
+class ColdStart:
+    """Median import time of `main` over fresh interpreters, and its heaviest imports."""
+
+    name: str
+    median_ms: float
+    runs_ms: list[float]
+    top_cumulative: list[tuple[str, float]] = field(default_factory=list)
+    top_self: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _env() -> dict[str, str]:
+    # The Lambda configuration: SQS publisher; no settings are read at import, but a module
+    # that did read them would find real ones, as on AWS.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSCODE")}
+    env.update(
+        DELIVERY_BACKEND="sqs",
+        SQS_QUEUE_URL="http://127.0.0.1:9/queue/smscode.fifo",
+        REDIS_URL="redis://127.0.0.1:9/0",
+        CODE_SECRET=CODE_SECRET,
+    )
+    return env
+
+
+def _importtime(folder: Path) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """The heaviest packages (cumulative) and modules (self time), in ms, from -X importtime."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import main"],
+        cwd=folder, env=_env(), capture_output=True, text=True, check=True,
+    ).stderr  # fmt: skip
+    rows: list[tuple[str, float, float]] = []
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
+        rows.append((name.rstrip(), float(self_us) / 1000, float(cumulative_us) / 1000))
+    # Package roots (no dot) carry everything they pulled in: which libraries the module costs.
+    roots = [r for r in rows if "." not in r[0].strip() and r[0].strip() != "main"]
+    by_cumulative = sorted(roots, key=lambda r: -r[2])[:6]
+    by_self = sorted(rows, key=lambda r: -r[1])[:6]
+    return (
+        [(name.strip(), round(c, 1)) for name, _, c in by_cumulative],
+        [(name.strip(), round(s, 1)) for name, s, _ in by_self],
+    )
+
+
+def measure(runs: int = 7) -> list[ColdStart]:
+    """Each module imported in `runs` fresh interpreters (bytecode already compiled)."""
+    results = []
+    for name, folder in MODULES.items():
+        subprocess.run([sys.executable, "-c", "import main"], cwd=folder, env=_env(), check=True)
+        times = []
+        for _ in range(runs):
+            out = subprocess.run(
+                [sys.executable, "-c", _TIMED],
+                cwd=folder, env=_env(), capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            times.append(float(out.strip()) * 1000)
+        cumulative, own = _importtime(folder)
+        results.append(ColdStart(name, statistics.median(times), sorted(times), cumulative, own))
+    return results

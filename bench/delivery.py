@@ -1,0 +1,135 @@
+"""(c) Delivery throughput at the fake's latency: Celery workers, and the SQS handler in batches."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from bench import stack
+from bench.phones import PhoneBases
+from smscode.messages import DeliveryMessage
+
+
+@dataclass
+class DeliveryFigure:
+    """One delivery setup: its name and the steady SMS/s the fake saw."""
+
+    name: str
+    sms_per_second: float
+    delivered: int
+    wanted: int
+
+
+class _Collect:
+    """A publisher that keeps the messages, to feed them to the SQS handler as batches."""
+
+    def __init__(self) -> None:
+        self.messages: list[DeliveryMessage] = []
+
+    def publish(self, message: DeliveryMessage) -> None:
+        self.messages.append(message)
+
+
+def _issue(env: dict[str, str], n: int, base: int, publisher: Any | None) -> None:
+    """Issue n codes through the real service (and store), publishing as configured."""
+    os.environ.update(env)
+    from smscode import bootstrap
+    from smscode.service import CodeService
+    from smscode.settings import get_settings
+
+    bootstrap.reset()
+    if publisher is None:
+        service = bootstrap.service()
+    else:
+        service = CodeService(get_settings(), bootstrap.store(), publisher, bootstrap.sealer())
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: service.issue(str(base + i), "10.0.0.1"), range(n)))
+
+
+def _steady_rate(fake: stack.FakeProvider) -> tuple[float, int]:
+    """SMS/s between the 10th and 90th percentile arrivals: no start-up, no tail."""
+    times = sorted(at for _, at in fake.received())
+    if len(times) < 20:
+        return 0.0, len(times)
+    low, high = int(len(times) * 0.1), int(len(times) * 0.9)
+    return (high - low) / (times[high] - times[low]), len(times)
+
+
+def _wait_for(fake: stack.FakeProvider, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while fake.count() < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _fresh(env: dict[str, str], fake: stack.FakeProvider) -> None:
+    for url in (env["REDIS_URL"], env["CELERY_BROKER_URL"]):
+        redis.Redis.from_url(url).flushdb()
+    fake.reset()
+
+
+def celery(
+    env: dict[str, str], fake: stack.FakeProvider, bases: PhoneBases,
+    n: int, processes: int, concurrency: int,
+) -> DeliveryFigure:  # fmt: skip
+    """n queued sends drained by `processes` x `smscode worker` (thread pool of `concurrency`)."""
+    _fresh(env, fake)
+    _issue(env, n, bases.next_base(), None)
+    worker_env = {**env, "WORKER_CONCURRENCY": str(concurrency)}
+    workers = [stack.celery_worker(worker_env).start() for _ in range(processes)]
+    try:
+        _wait_for(fake, n, timeout=20 + n / 100)
+    finally:
+        for worker in workers:
+            worker.stop()
+    rate, delivered = _steady_rate(fake)
+    name = f"Celery `smscode worker` x{processes}, WORKER_CONCURRENCY={concurrency}"
+    return DeliveryFigure(name, rate, delivered, n)
+
+
+def _sqs_process(env: dict[str, str], payloads: list[str], invocations: int) -> None:
+    os.environ.update(env)
+    from smscode.batch import handle_sqs_batch
+
+    events = [
+        {"Records": [{"messageId": f"m{i + j}", "body": body} for j, body in enumerate(chunk)]}
+        for i in range(0, len(payloads), 10)
+        for chunk in [payloads[i : i + 10]]
+    ]
+    handle_sqs_batch({"Records": []})  # nothing to do, but the imports are paid before timing
+    with ThreadPoolExecutor(invocations) as pool:
+        list(pool.map(handle_sqs_batch, events))
+
+
+def sqs(
+    env: dict[str, str], fake: stack.FakeProvider, bases: PhoneBases,
+    n: int, processes: int, invocations: int,
+) -> DeliveryFigure:  # fmt: skip
+    """The Lambda SQS handler (`smscode.batch.handle_sqs_batch`) on batches of 10 records.
+
+    Each process stands for the CPU of one core; `invocations` concurrent calls per process
+    stand for that many warm Lambda containers, each busy with one batch.
+    """
+    _fresh(env, fake)
+    collected = _Collect()
+    _issue(env, n, bases.next_base(), collected)
+    payloads = [message.to_json() for message in collected.messages]
+    # Each call of the handler runs up to ten provider calls at once: size the HTTP pool to it.
+    sqs_env = {**env, "WORKER_CONCURRENCY": str(10 * invocations)}
+    context = multiprocessing.get_context("spawn")
+    shares = [payloads[i::processes] for i in range(processes)]
+    pool = [
+        context.Process(target=_sqs_process, args=(sqs_env, share, invocations)) for share in shares
+    ]
+    for process in pool:
+        process.start()
+    for process in pool:
+        process.join(timeout=60 + n / 50)
+    rate, delivered = _steady_rate(fake)
+    name = f"SQS handler, batches of 10, {processes} process(es) x {invocations} invocations"
+    return DeliveryFigure(name, rate, delivered, n)

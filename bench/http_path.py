@@ -1,0 +1,178 @@
+"""(a) POST /codes next to hello world on the same server, and (b) Redis commands per send."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+
+import redis
+
+from bench import load, stack
+from bench.phones import PhoneBases
+
+
+@dataclass
+class HttpFigures:
+    """Medians over the repeats of one workers x threads setting, and the spread of ratios."""
+
+    workers: int
+    threads: int
+    hello: load.LoadResult
+    new: load.LoadResult
+    same: load.LoadResult
+    new_ratios: list[float]
+    same_ratios: list[float]
+
+
+def _median(results: list[load.LoadResult]) -> load.LoadResult:
+    statuses: Counter[str] = Counter()
+    for result in results:
+        statuses.update(result.statuses)
+    return load.LoadResult(
+        rps=statistics.median(r.rps for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        statuses=dict(statuses),
+    )
+
+
+def measure(env: dict[str, str], bases: PhoneBases, seconds: float, repeats: int) -> HttpFigures:
+    """Hello, new phones and one repeated phone, interleaved so drift hits all three alike."""
+    smscode, hello = stack.smscode_server(env).start(), stack.hello_server(env).start()
+    try:
+        load.closed_loop(hello.url, "hello", 0, 2)  # warm: imports, connections, scripts
+        load.closed_loop(smscode.url, "new", bases.next_base(), 2)
+        runs: dict[str, list[load.LoadResult]] = {"hello": [], "new": [], "same": []}
+        for _ in range(repeats):
+            runs["hello"].append(load.closed_loop(hello.url, "hello", 0, seconds))
+            runs["new"].append(load.closed_loop(smscode.url, "new", bases.next_base(), seconds))
+            runs["same"].append(load.closed_loop(smscode.url, "same", bases.next_base(), seconds))
+    finally:
+        smscode.stop()
+        hello.stop()
+    pairs = list(zip(runs["hello"], runs["new"], runs["same"], strict=True))
+    return HttpFigures(
+        workers=int(env["SERVE_WORKERS"]),
+        threads=int(env["SERVE_THREADS"]),
+        hello=_median(runs["hello"]),
+        new=_median(runs["new"]),
+        same=_median(runs["same"]),
+        new_ratios=[n.rps / h.rps for h, n, _ in pairs],
+        same_ratios=[s.rps / h.rps for h, _, s in pairs],
+    )
+
+
+@dataclass
+class RedisCost:
+    """Commands per send: exact top-level round trips (MONITOR) and commandstats under load."""
+
+    accepted_round_trips: dict[str, float]
+    rejected_round_trips: dict[str, float]
+    accepted_in_scripts: float
+    rejected_in_scripts: float
+    accepted_stats: dict[str, float]
+    rejected_stats: dict[str, float]
+    broker_per_accepted: dict[str, float]
+
+
+def _post(url: str, phone: str) -> int:
+    body = json.dumps({"phone": phone}).encode()
+    request = urllib.request.Request(
+        f"{url}/codes", body, {"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+class _Monitor:
+    """Counts commands the code store runs, split into client round trips and script calls."""
+
+    def __init__(self, url: str) -> None:
+        self.top: Counter[str] = Counter()
+        self.in_scripts = 0
+        self._client = redis.Redis.from_url(url)
+        self._marker = redis.Redis.from_url(url)
+        self._marker.ping()  # connected now, so its handshake is not counted as the sends'
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+
+    def _listen(self) -> None:
+        with self._client.monitor() as monitor:
+            self._ready.set()
+            for event in monitor.listen():
+                command = str(event["command"])
+                if "bench-stop" in command:
+                    return
+                name = command.split(" ")[0].strip('"').upper()
+                if event.get("client_type") == "lua":
+                    self.in_scripts += 1
+                else:
+                    self.top[name] += 1
+
+    def __enter__(self) -> _Monitor:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # The monitor stops at this marker, sent from another connection after the sends.
+        self._marker.execute_command("ECHO", "bench-stop")
+        self._thread.join(5)
+
+
+def _stats(client: redis.Redis) -> Counter[str]:
+    info = client.info("commandstats")
+    return Counter({name.removeprefix("cmdstat_").upper(): v["calls"] for name, v in info.items()})
+
+
+def redis_cost(env: dict[str, str], bases: PhoneBases, seconds: float) -> RedisCost:
+    """Exact round trips for 50 sends each way, then commandstats deltas under wrk load."""
+    code_store = redis.Redis.from_url(env["REDIS_URL"])
+    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"])
+    server = stack.smscode_server(env).start()
+    try:
+        for i in range(20):  # warm every gunicorn worker: scripts loaded, connections open
+            _post(server.url, str(bases.next_base() + i))
+        probe, n = bases.next_base(), 50
+        with _Monitor(env["REDIS_URL"]) as accepted:
+            codes = Counter(_post(server.url, str(probe + i)) for i in range(n))
+        assert codes == {202: n}, codes
+        with _Monitor(env["REDIS_URL"]) as rejected:
+            codes = Counter(_post(server.url, str(probe)) for _ in range(n))
+        assert codes == {429: n}, codes
+        for client in (code_store, broker):
+            client.config_resetstat()
+        new = load.closed_loop(server.url, "new", bases.next_base(), seconds)
+        after_new, broker_new = _stats(code_store), _stats(broker)
+        code_store.config_resetstat()
+        same = load.closed_loop(server.url, "same", bases.next_base(), seconds)
+        after_same = _stats(code_store)
+    finally:
+        server.stop()
+    ok, refused = new.statuses.get("202", 0), same.statuses.get("429", 0)
+
+    def per(counts: Counter[str], sends: int) -> dict[str, float]:
+        return {name: round(calls / max(1, sends), 3) for name, calls in counts.most_common()}
+
+    for counts in (after_new, after_same, broker_new):
+        for name in [name for name in counts if name.startswith(("CONFIG", "INFO"))]:
+            del counts[name]  # the bench's own
+    return RedisCost(
+        accepted_round_trips=per(accepted.top, n),
+        rejected_round_trips=per(rejected.top, n),
+        accepted_in_scripts=accepted.in_scripts / n,
+        rejected_in_scripts=rejected.in_scripts / n,
+        accepted_stats=per(after_new, ok),
+        rejected_stats=per(after_same, refused),
+        broker_per_accepted=per(broker_new, ok),
+    )

@@ -1,0 +1,211 @@
+"""The report: every figure as Markdown, each target with PASS or MISS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.cold import ColdStart
+from bench.delivery import DeliveryFigure
+from bench.e2e import EndToEnd
+from bench.http_path import HttpFigures, RedisCost
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def _per(counts: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:g}" for name, value in counts.items()) or "none"
+
+
+@dataclass
+class Report:
+    """What one `make bench` measured."""
+
+    machine: str
+    tool: str
+    started: datetime
+    http: list[HttpFigures] = field(default_factory=list)
+    redis: RedisCost | None = None
+    delivery: list[DeliveryFigure] = field(default_factory=list)
+    cold: list[ColdStart] = field(default_factory=list)
+    e2e: EndToEnd | None = None
+    elapsed: float = 0.0
+    provider_latency_ms: float = 100.0
+    targets: list[str] = field(default_factory=list)
+
+    def _target(self, name: str, figure: str, goal: str, ok: bool) -> None:
+        self.targets.append(f"| {name} | {figure} | {goal} | **{_verdict(ok)}** |")
+
+    def render(self) -> str:
+        """The whole report as Markdown."""
+        self.targets = []
+        lines = [
+            f"# smscode bench, {self.started:%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Machine: {self.machine}. Load generator: {self.tool}. Took {self.elapsed:.0f} s.",
+            "",
+        ]
+        lines += self._http() + self._redis() + self._delivery() + self._cold() + self._e2e()
+        # The sections fill self.targets as they render, so the table is put in afterwards.
+        table = ["## Targets", "", "| target | measured | goal | verdict |", "|---|---|---|---|"]
+        return "\n".join(lines[:4] + table + self.targets + [""] + lines[4:])
+
+    def _http(self) -> list[str]:
+        if not self.http:
+            return []
+        head = self.http[0]
+        new, same = sorted(head.new_ratios), sorted(head.same_ratios)
+        mid_new, mid_same = new[len(new) // 2], same[len(same) // 2]
+        self._target("send path vs hello world", f"{mid_new:.2f}x", ">= 0.70x", mid_new >= 0.70)
+        self._target("429 path vs hello world", f"{mid_same:.2f}x", ">= 0.90x", mid_same >= 0.90)
+        lines = [
+            "## (a) POST /codes next to hello world (same server, 50 connections)",
+            "",
+            "| workers x threads | hello req/s | new phones req/s | ratio (spread) "
+            "| one phone (429) req/s | ratio (spread) | p50/p99 ms hello / new / 429 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for f in self.http:
+            lines.append(
+                f"| {f.workers} x {f.threads} | {f.hello.rps:.0f} | {f.new.rps:.0f} "
+                f"| {sorted(f.new_ratios)[len(f.new_ratios) // 2]:.2f} ({_spread(f.new_ratios)}) "
+                f"| {f.same.rps:.0f} "
+                f"| {sorted(f.same_ratios)[len(f.same_ratios) // 2]:.2f} "
+                f"({_spread(f.same_ratios)}) "
+                f"| {f.hello.p50_ms:.1f}/{f.hello.p99_ms:.1f} / {f.new.p50_ms:.1f}/"
+                f"{f.new.p99_ms:.1f} / {f.same.p50_ms:.1f}/{f.same.p99_ms:.1f} |"
+            )
+        lines += [
+            "",
+            f"The first row ({head.workers} x {head.threads}, the bench default) is the median of "
+            f"{len(head.new_ratios)} interleaved runs; the others are one run each.",
+            "Status counts, first row: "
+            f"hello {head.hello.statuses}, new {head.new.statuses}, 429 {head.same.statuses}; "
+            f"socket errors {head.hello.errors}/{head.new.errors}/{head.same.errors}.",
+            "",
+        ]
+        return lines
+
+    def _redis(self) -> list[str]:
+        r = self.redis
+        if r is None:
+            return []
+        accepted_trips = sum(r.accepted_round_trips.values())
+        rejected_trips = sum(r.rejected_round_trips.values())
+        one_script = (
+            r.accepted_round_trips.get("EVALSHA", 0) == 1
+            and r.rejected_round_trips.get("EVALSHA", 0) == 1
+            and accepted_trips == 1
+            and rejected_trips == 1
+        )
+        self._target(
+            "Redis round trips per send (code store)",
+            f"accepted {accepted_trips:g}, rejected {rejected_trips:g}",
+            "1 script call + the publish",
+            one_script,
+        )
+        return [
+            "## (b) Redis commands per send",
+            "",
+            "Client round trips to the code store (MONITOR over 50 sends each way, warm server):",
+            f"- accepted: {_per(r.accepted_round_trips)}; "
+            f"commands run inside the script: {r.accepted_in_scripts:g}",
+            f"- rejected (429): {_per(r.rejected_round_trips)}; "
+            f"inside the script: {r.rejected_in_scripts:g}",
+            "",
+            "INFO commandstats deltas under load (script-internal commands included):",
+            f"- code store per accepted send: {_per(r.accepted_stats)}",
+            f"- code store per rejected send: {_per(r.rejected_stats)}",
+            f"- broker (separate Redis) per accepted send, the Celery publish: "
+            f"{_per(r.broker_per_accepted)}",
+            "",
+        ]
+
+    def _delivery(self) -> list[str]:
+        if not self.delivery:
+            return []
+        celery = [d for d in self.delivery if d.name.startswith("Celery")]
+        sqs = [d for d in self.delivery if d.name.startswith("SQS")]
+        if celery:
+            best = max(celery, key=lambda d: d.sms_per_second)
+            self._target(
+                "delivery, Celery worker(s), 100 ms provider",
+                f"{best.sms_per_second:.0f} SMS/s",
+                ">= 1000 SMS/s",
+                best.sms_per_second >= 1000,
+            )
+        if sqs:
+            best = max(sqs, key=lambda d: d.sms_per_second)
+            self._target(
+                "delivery, SQS handler (batches of 10), 100 ms provider",
+                f"{best.sms_per_second:.0f} SMS/s",
+                ">= 1000 SMS/s",
+                best.sms_per_second >= 1000,
+            )
+        lines = [
+            f"## (c) Delivery at {self.provider_latency_ms:.0f} ms provider latency",
+            "",
+            "| setup | SMS/s (steady, 10th-90th percentile arrivals) | delivered |",
+            "|---|---|---|",
+        ]
+        for d in self.delivery:
+            lines.append(f"| {d.name} | {d.sms_per_second:.0f} | {d.delivered}/{d.wanted} |")
+        return [*lines, ""]
+
+    def _cold(self) -> list[str]:
+        if not self.cold:
+            return []
+        lines = [
+            "## (d) Cold import of each function module (DELIVERY_BACKEND=sqs)",
+            "",
+            "| module | median ms | runs ms | heaviest imports, cumulative ms | "
+            "heaviest, self ms |",
+            "|---|---|---|---|---|",
+        ]
+        for c in self.cold:
+            if c.name.startswith("functions/issue_code"):
+                self._target(
+                    "cold import, HTTP function", f"{c.median_ms:.0f} ms", "<= 250 ms",
+                    c.median_ms <= 250,
+                )  # fmt: skip
+            lines.append(
+                f"| {c.name} | {c.median_ms:.0f} | {', '.join(f'{t:.0f}' for t in c.runs_ms)} "
+                f"| {_per(dict(c.top_cumulative))} | {_per(dict(c.top_self))} |"
+            )
+        return [*lines, ""]
+
+    def _e2e(self) -> list[str]:
+        e = self.e2e
+        if e is None:
+            return []
+        goal = self.provider_latency_ms + 50
+        self._target(
+            f"end-to-end p99 at {e.rate:.0f} req/s",
+            f"{e.p99_ms:.0f} ms",
+            f"<= {goal:.0f} ms",
+            e.p99_ms <= goal and e.delivered == e.accepted,
+        )
+        return [
+            f"## (e) End to end at a steady {e.rate:.0f} req/s (open loop)",
+            "",
+            f"From the 202 to the fake provider receiving the request: p50 {e.p50_ms:.1f} ms, "
+            f"p99 {e.p99_ms:.1f} ms, max {e.max_ms:.1f} ms; {e.delivered} of {e.accepted} "
+            "accepted sends delivered.",
+            "",
+        ]
+
+    def save(self) -> Path:
+        """Write the report to bench/results/latest.md (not committed; README quotes it)."""
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / "latest.md"
+        path.write_text(self.render() + "\n")
+        return path
