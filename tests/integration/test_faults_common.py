@@ -1,0 +1,160 @@
+"""Shared by the fault tests (no tests here): traffic, per-request counts, a stack per test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+import requests
+
+from smscode import keys
+from tests.fakes.ronglian import FakeRonglian
+from tests.helpers import Server, Worker, fresh_phone
+
+ROOT = Path(__file__).resolve().parents[2]
+FINAL = {"sent", "failed", "expired", "skipped"}
+# Fast retries and short provider timeouts keep each fault test well under a minute.
+FAST = {
+    "RONGLIAN_CONNECT_TIMEOUT_SECONDS": "0.5",
+    "RONGLIAN_READ_TIMEOUT_SECONDS": "0.5",
+    "DELIVERY_RETRY_BASE_SECONDS": "0.1",
+    "DELIVERY_RETRY_MAX_SECONDS": "1",
+    "WORKER_CONCURRENCY": "8",
+}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One POST /codes: the phone, the HTTP status and the request id when accepted."""
+
+    phone: str
+    status: int
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Per accepted request: how many SMS the fake accepted for its phone."""
+
+    accepted: int
+    refused: int
+    sms: int
+    lost: int
+    duplicates: int
+
+    def __str__(self) -> str:
+        return (
+            f"accepted={self.accepted} refused={self.refused} sms_at_fake={self.sms} "
+            f"lost={self.lost} duplicates={self.duplicates}"
+        )
+
+
+def broker_db(redis_url: str, db: int) -> str:
+    """Database `db` of the test Redis: each fault test gets its own queue."""
+    return urlsplit(redis_url)._replace(path=f"/{db}").geturl()
+
+
+def post(api: str, phone: str) -> Sent:
+    """POST /codes for one phone; a transport error counts as status 0."""
+    try:
+        answer = requests.post(f"{api}/codes", json={"phone": phone}, timeout=10)
+    except requests.RequestException:
+        return Sent(phone, 0, None)
+    body = answer.json()
+    return Sent(phone, answer.status_code, body.get("request_id"))
+
+
+def post_many(api: str, count: int, threads: int = 16) -> list[Sent]:
+    """`count` sends to fresh phones, `threads` at a time."""
+    phones = {fresh_phone() for _ in range(count * 2)}
+    chosen = list(phones)[:count]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda phone: post(api, phone), chosen))
+
+
+def states(client: redis.Redis, sends: Iterable[Sent]) -> list[str | None]:
+    """The stored delivery state of each accepted send."""
+    pipe = client.pipeline()
+    for send in sends:
+        pipe.hget(keys.request(str(send.request_id)), "state")
+    return list(pipe.execute())
+
+
+def queue_empty(broker: redis.Redis) -> bool:
+    """No task waiting in the Celery queue nor held unacknowledged by any worker."""
+    return broker.llen("celery") == 0 and broker.hlen("unacked") == 0
+
+
+def settle(
+    client: redis.Redis, broker: redis.Redis | None, sends: list[Sent], timeout: float = 40
+) -> None:
+    """Wait until every accepted send has a final state and the queue is drained."""
+    accepted = [send for send in sends if send.status == 202]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = all(state in FINAL for state in states(client, accepted))
+        if done and (broker is None or queue_empty(broker)):
+            time.sleep(0.5)  # a duplicate would be in flight now: let it land before counting
+            return
+        time.sleep(0.25)
+
+
+def count(fake: FakeRonglian, sends: list[Sent]) -> Counts:
+    """Count, per accepted send, the SMS the fake accepted for its phone."""
+    per_phone = Counter(sms.to for sms in fake.accepted)
+    accepted = [send.phone for send in sends if send.status == 202]
+    return Counts(
+        accepted=len(accepted),
+        refused=len(sends) - len(accepted),
+        sms=sum(per_phone[phone] for phone in accepted),
+        lost=sum(1 for phone in accepted if per_phone[phone] == 0),
+        duplicates=sum(per_phone[phone] - 1 for phone in accepted if per_phone[phone] > 1),
+    )
+
+
+def report(name: str, counts: Counts) -> None:
+    """Print the counts so `pytest -s` or `-rA` shows them."""
+    print(f"\n[{name}] {counts}", flush=True)
+
+
+class VariantWorker(Worker):
+    """A Celery worker process started from a test module's `__main__` (a provider variant)."""
+
+    def __init__(self, env: Mapping[str, str], module: str) -> None:
+        super().__init__(env)
+        self.module = module
+
+    def start(self) -> VariantWorker:
+        """Start `python -m module` and wait until Celery is ready."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_for_output("ready.", timeout=30)
+        return self
+
+
+@contextmanager
+def started(*processes: Server | Worker) -> Iterator[None]:
+    """Start the processes in order and stop every one at the end, whatever happens."""
+    try:
+        for process in processes:
+            process.start()
+        yield
+    finally:
+        for process in processes:
+            process.stop()
