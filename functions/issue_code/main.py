@@ -3,9 +3,13 @@
 from typing import Any
 
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from smscode.lambda_http import handle_event
-from smscode.web import handle_flask
+from smscode.web import handle_flask, handle_flask_error
+
+# Werkzeug's own 4xx answers (paths its router cannot match) in the contract's JSON shape.
+functions_framework.errorhandler(HTTPException)(handle_flask_error)
 
 
 @functions_framework.http

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from smscode.api import MAX_BODY_BYTES, HttpRequest
+from werkzeug.exceptions import HTTPException
+
+from smscode.api import MAX_BODY_BYTES, HttpRequest, error_response
 from smscode.bootstrap import api
 from smscode.clientip import client_ip
+from smscode.errors import InvalidRequest, NotFound, PayloadTooLarge, SmsCodeError
 
 
 def handle_flask(request: Any) -> tuple[bytes, int, dict[str, str]]:
@@ -24,4 +27,21 @@ def handle_flask(request: Any) -> tuple[bytes, int, dict[str, str]]:
             client_ip=client_ip(request.remote_addr or "unknown", headers),
         )
     )
+    return response.body, response.status, response.headers
+
+
+def handle_flask_error(error: HTTPException) -> tuple[bytes, int, dict[str, str]]:
+    """Werkzeug's own refusals, before our function runs, in the contract's JSON error shape.
+
+    Its router cannot match some paths (`/<path:path>` stops at a newline) and it refuses
+    malformed requests itself; without this they would get Flask's HTML pages.
+    """
+    mapped: SmsCodeError
+    if error.code == 404:
+        mapped = NotFound("No route for this path.")
+    elif error.code == 413:
+        mapped = PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    else:
+        mapped = InvalidRequest("The request is malformed.")
+    response = error_response(mapped)
     return response.body, response.status, response.headers

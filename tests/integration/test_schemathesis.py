@@ -1,0 +1,148 @@
+"""Fuzz the running HTTP function from openapi.yaml with schemathesis: no 5xx, all as specified."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import stack_env
+from tests.fakes.ronglian import FakeRonglian
+from tests.helpers import Server
+
+SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+# Operations with inputs get this many cases per generation mode; the others have one case.
+EXAMPLES_PER_MODE = 150
+MINIMUM_CASES = 1000
+HYPOTHESIS = settings(
+    max_examples=EXAMPLES_PER_MODE,
+    deadline=None,  # every case is a real HTTP round trip
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@pytest.fixture(scope="module")
+def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
+    """The HTTP function, delivering in-process through the fake Ronglian."""
+    env = stack_env(redis_url, fake_ronglian_session, DELIVERY_BACKEND="inline")
+    server = Server(env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def schema() -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_path(SPEC)
+
+
+@pytest.mark.slow
+def test_generated_requests_get_specified_answers(
+    server: Server, schema: schemathesis.BaseSchema
+) -> None:
+    # given
+    session = requests.Session()
+    cases: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    # when
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        has_inputs = bool(list(operation.iter_parameters())) or bool(list(operation.body))
+        # Negative cases break the schema on purpose: an operation without inputs has none.
+        modes = list(GenerationMode) if has_inputs else [GenerationMode.POSITIVE]
+        for mode in modes:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @HYPOTHESIS
+            def run(case: schemathesis.Case) -> None:
+                response = case.call_and_validate(
+                    base_url=server.url, session=session, checks=CHECKS, timeout=10
+                )
+                cases[case.operation.label] += 1
+                statuses[response.status_code] += 1
+
+            run()
+    # then
+    print(f"schemathesis cases: {sum(cases.values())} {dict(cases)} statuses {dict(statuses)}")
+    assert sum(cases.values()) >= MINIMUM_CASES, cases
+    assert max(statuses) < 500
+
+
+def _phone() -> str:
+    """A fresh number: hypothesis seeds `random` per example, so draw from the OS instead."""
+    return f"138{secrets.randbelow(10**8):08d}"
+
+
+def _code(fake: FakeRonglian, phone: str) -> str:
+    """The code the fake received for the phone (inline delivery runs beside the request)."""
+    for _ in range(200):
+        code = fake.last_code(phone)
+        if code is not None:
+            return code
+        time.sleep(0.05)
+    raise AssertionError(f"no SMS reached {phone}")
+
+
+@pytest.mark.slow
+def test_every_documented_outcome_conforms(
+    server: Server, schema: schemathesis.BaseSchema, fake_ronglian: FakeRonglian
+) -> None:
+    """Random fuzzing rarely finds a valid phone; walk each documented success and error."""
+    session = requests.Session()
+    issue, check = schema["/codes"]["POST"], schema["/codes/verify"]["POST"]
+    state = schema["/codes/{request_id}"]["GET"]
+    statuses: Counter[tuple[str, int]] = Counter()
+
+    def call(case: schemathesis.Case) -> requests.Response:
+        response = case.call_and_validate(
+            base_url=server.url, session=session, checks=CHECKS, timeout=10
+        )
+        statuses[(case.operation.label, response.status_code)] += 1
+        return response
+
+    @given(form=st.booleans(), field=st.sampled_from(["phone", "mobile"]))
+    @settings(HYPOTHESIS, max_examples=20)
+    def walk(form: bool, field: str) -> None:
+        phone = _phone()
+        kind = "application/x-www-form-urlencoded" if form else "application/json"
+        accepted = call(issue.Case(body={field: phone}, media_type=kind))
+        call(issue.Case(body={field: f"+86{phone}"}, media_type=kind))  # 429, Retry-After
+        assert accepted.status_code == 202, accepted.text
+        call(state.Case(path_parameters={"request_id": accepted.json()["request_id"]}))
+        code = _code(fake_ronglian, phone)
+        wrong = str((int(code) + 1) % 10**6).zfill(6)
+        call(check.Case(body={field: phone, "code": wrong}, media_type=kind))  # 400 invalid_code
+        call(check.Case(body={field: phone, "code": code}, media_type=kind))  # 200
+        call(check.Case(body={field: phone, "code": code}, media_type=kind))  # 400 no_active_code
+        other = _phone()
+        call(issue.Case(body={field: other}, media_type=kind))
+        for _ in range(5):  # 4 x 400 invalid_code, then 429 too_many_attempts
+            call(check.Case(body={field: other, "code": "1" * 7}, media_type=kind))
+
+    walk()
+    call(issue.Case(body={"phone": "1" * 5000}, media_type="application/json"))  # 413
+    seen = {status for _, status in statuses}
+    assert {200, 202, 400, 413, 429} <= seen, statuses
