@@ -1,0 +1,145 @@
+"""The local cloud shape: the poller behaves as Lambda's, and `smscode dev --cloud` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from smscode import bootstrap
+from smscode.cloud_dev import LocalCloud, failed_ids
+from smscode.embedded import free_port
+from smscode.lambda_http import handle_event
+from tests.cloud_helpers import configure, load_event, new_cloud
+from tests.conftest import stack_env
+from tests.fakes.ronglian import FakeRonglian, Fault
+from tests.helpers import fresh_phone
+
+
+@pytest.fixture
+def cloud(
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    redis_client: redis.Redis,
+    fake_ronglian: FakeRonglian,
+) -> Iterator[LocalCloud]:
+    """A queue whose failed records come back after a second, and a one-second long poll."""
+    local = new_cloud(visibility_timeout=1, wait_seconds=1)
+    configure(monkeypatch, stack_env(redis_url, fake_ronglian, **local.env))
+    yield local
+    local.stop()
+    bootstrap.reset()
+
+
+def queue_depth(cloud: LocalCloud, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = cloud.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+@pytest.mark.slow
+def test_a_record_that_keeps_failing_reaches_the_dlq_after_max_receive_count(
+    cloud: LocalCloud, fake_ronglian: FakeRonglian
+) -> None:
+    # given Ronglian failing transiently, for good
+    fake_ronglian.set_policy(lambda _: (Fault.STATUS, "160050"))
+    phone = fresh_phone()
+    answer = handle_event(load_event("apigw_post_codes_json.json", phone))
+    request_id = json.loads(answer["body"])["request_id"]
+    # when the poller runs as Lambda's would
+    cloud.start_poller()
+    deadline = time.monotonic() + 40
+    while queue_depth(cloud, cloud.dlq_url) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # then the message rests in the DLQ after exactly maxReceiveCount attempts
+    assert queue_depth(cloud, cloud.dlq_url) == 1
+    assert queue_depth(cloud, cloud.queue_url) == 0
+    attempts = [r for r in fake_ronglian.requests if phone in r.body.decode(errors="replace")]
+    assert len(attempts) == cloud.max_receive_count == 5
+    [dead] = cloud.sqs.receive_message(QueueUrl=cloud.dlq_url)["Messages"]
+    assert json.loads(dead["Body"])["request_id"] == request_id
+
+
+def test_handler_results_are_read_as_lambda_reads_them() -> None:
+    ids = ["a", "b"]
+    assert failed_ids(None, ids) == set()
+    assert failed_ids({}, ids) == set()
+    assert failed_ids({"batchItemFailures": []}, ids) == set()
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": "b"}]}, ids) == {"b"}
+    # anything Lambda cannot read fails the whole batch
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, ids) == {"a", "b"}
+    assert failed_ids({"batchItemFailures": [{"itemIdentifier": "zz"}]}, ids) == {"a", "b"}
+    assert failed_ids({"batchItemFailures": [{"id": "a"}]}, ids) == {"a", "b"}
+    assert failed_ids("nonsense", ids) == {"a", "b"}
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_dev_cloud_runs_the_cloud_shape_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    # given `smscode dev --cloud` as a newcomer runs it: no REDIS_URL, console provider
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CODE_SECRET"}}
+    env.update({"PORT": str(port), "SMS_PROVIDER": "console"})
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "smscode", "dev", "--cloud"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def read_until(pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if match := re.search(pattern, log.read_text(errors="replace")):
+                return match
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in:\n{log.read_text(errors='replace')}")
+
+    try:
+        read_until(r"SQS \(moto\) at http://127\.0\.0\.1:\d+")
+        read_until(rf"open http://127\.0\.0\.1:{port}/")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        phone = fresh_phone()
+        # when a code is asked for from the page
+        answer = requests.post(f"http://127.0.0.1:{port}/codes", data={"mobile": phone}, timeout=5)
+        assert answer.status_code == 202
+        # then the Lambda handler, fed by the poller, prints the SMS, and the code verifies
+        code = read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
+        body = {"phone": phone, "code": code}
+        verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
+        assert verified.json() == {"status": "success"}
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(process.pid), "smscode dev --cloud left processes running"
+    assert "Traceback" not in log.read_text(errors="replace")
