@@ -121,9 +121,13 @@ def count(fake: FakeRonglian, sends: list[Sent]) -> Counts:
     )
 
 
-def report(name: str, counts: Counts) -> None:
-    """Print the counts so `pytest -s` or `-rA` shows them."""
-    print(f"\n[{name}] {counts}", flush=True)
+def report(name: str, counts: Counts, fake: FakeRonglian | None = None) -> None:
+    """Print the counts (and what the fake saw) so `pytest -s` or `-rA` shows them."""
+    seen = ""
+    if fake is not None:
+        statuses = Counter(request.status or request.fault.value for request in fake.requests)
+        seen = f" provider_calls={sum(statuses.values())} by_answer={dict(statuses)}"
+    print(f"\n[{name}] {counts}{seen}", flush=True)
 
 
 class VariantWorker(Worker):

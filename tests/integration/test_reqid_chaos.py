@@ -57,7 +57,7 @@ def test_300_sends_with_30_percent_ambiguous_failures_each_get_one_sms(
     redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
 ) -> None:
     counts = run_chaos(redis_client, redis_url, fake_ronglian, 2, Worker)
-    report("ambiguous 30%, reqId", counts)
+    report("ambiguous 30%, reqId", counts, fake_ronglian)
     assert counts.accepted == 300
     assert counts.lost == 0
     assert counts.duplicates == 0
@@ -70,7 +70,7 @@ def test_the_same_traffic_without_req_id_loses_or_duplicates(
     counts = run_chaos(
         redis_client, redis_url, fake_ronglian, 3, lambda env: VariantWorker(env, MODULE)
     )
-    report("ambiguous 30%, no reqId (must fail)", counts)
+    report("ambiguous 30%, no reqId (must fail)", counts, fake_ronglian)
     assert counts.accepted == 300
     assert counts.lost + counts.duplicates > 0
 

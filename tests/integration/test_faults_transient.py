@@ -1,0 +1,56 @@
+"""500 sends while Ronglian fails 30 % of calls transiently and answers some past our timeout."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from tests.conftest import stack_env
+from tests.fakes.ronglian import FakeRonglian, Fault
+from tests.helpers import Server, Worker
+from tests.integration.test_faults_common import (
+    FAST,
+    broker_db,
+    count,
+    post_many,
+    report,
+    settle,
+    started,
+)
+
+# 172001 is what the SDK makes of a network error on the client side; on the wire the same
+# trouble is an HTTP 500, a 160050 "send failed", a dropped or garbled answer, or a late one.
+TRANSIENT = [
+    Fault.HTTP_500,
+    (Fault.STATUS, "160050"),
+    Fault.SLOW_SENT,  # sent, but answered after the client's read timeout
+    Fault.GARBAGE,
+]
+
+
+@pytest.mark.slow
+def test_500_sends_with_30_percent_transient_failures_and_late_answers(
+    redis_client: redis.Redis,
+    redis_url: str,
+    fake_ronglian: FakeRonglian,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker_url = broker_db(redis_url, 7)
+    broker = redis.Redis.from_url(broker_url, decode_responses=True)
+    broker.flushdb()
+    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+    monkeypatch.setattr(fake_ronglian, "slow_seconds", 1.0)  # twice the 0.5 s read timeout
+    fake_ronglian.chaos(0.3, TRANSIENT)
+    server = Server(env)
+    try:
+        with started(server, Worker(env)):
+            sends = post_many(server.url, 500)
+            settle(redis_client, broker, sends, timeout=45)
+            counts = count(fake_ronglian, sends)
+        report("transient 30% + late answers", counts, fake_ronglian)
+        assert counts.accepted == 500
+        assert counts.lost == 0
+        assert counts.duplicates == 0
+    finally:
+        broker.flushdb()
+        broker.close()
