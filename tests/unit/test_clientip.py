@@ -1,0 +1,40 @@
+"""The client IP: the socket's peer, unless TRUSTED_PROXY_COUNT says which X-Forwarded-For entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from smscode import keys
+from smscode.clientip import client_ip
+
+SOCKET = "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "trusted", "expected"),
+    [
+        (None, 0, SOCKET),
+        ("203.0.113.7", 0, SOCKET),  # no proxy trusted: the header is anyone's to forge
+        ("203.0.113.7", 1, "203.0.113.7"),
+        ("6.6.6.6, 203.0.113.7", 1, "203.0.113.7"),  # the client wrote 6.6.6.6 itself
+        ("6.6.6.6, 203.0.113.7, 10.1.1.1", 2, "203.0.113.7"),
+        ("203.0.113.7", 2, SOCKET),  # shorter than the proxy chain: malformed
+        ("not-an-ip", 1, SOCKET),
+        ("203.0.113.7:443", 1, SOCKET),
+        ("", 1, SOCKET),
+        (" , ", 1, SOCKET),
+        ("2001:DB8::1", 1, "2001:db8::1"),
+    ],
+)
+def test_forwarded_for_is_believed_only_behind_trusted_proxies(
+    forwarded: str | None, trusted: int, expected: str
+) -> None:
+    headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
+    assert client_ip(SOCKET, headers, trusted) == expected
+
+
+def test_ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() -> None:
+    assert keys.ip_hourly("2001:db8:1:2::1") == keys.ip_hourly("2001:db8:1:2:ffff::9")
+    assert keys.ip_hourly("2001:db8:1:2::1") != keys.ip_hourly("2001:db8:1:3::1")
+    assert keys.ip_hourly("::ffff:203.0.113.7") == keys.ip_hourly("203.0.113.7")
+    assert keys.ip_hourly("203.0.113.7") != keys.ip_hourly("203.0.113.8")

@@ -1,0 +1,114 @@
+"""Security settings: comma lists parsed, secrets never shown, a missing CODE_SECRET refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from smscode.providers.ronglian import Credentials
+from smscode.settings import Settings, SettingsError, load_settings
+
+SECRET = "s3cret-code-key-0123456789abcdef"
+TOKEN = "t0ken-ronglian-0123456789abcdef0"
+BASE = {"REDIS_URL": "redis://127.0.0.1:1/0", "CODE_SECRET": SECRET}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("CODE_", "RONGLIAN_", "CORS_", "SEND_", "TRUSTED_", "SMS_")):
+            monkeypatch.delenv(name)
+    for name, value in BASE.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_defaults_are_the_safe_ones(env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.trusted_proxy_count == 0
+    assert settings.send_allowed_prefixes == ("+861",)
+    assert settings.cors_origins == frozenset()
+
+
+def test_comma_lists_are_parsed(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SEND_ALLOWED_PREFIXES", " +86138, +86139 ,")
+    env.setenv("CORS_ORIGINS", "https://a.example, http://localhost:3000")
+    env.setenv("TRUSTED_PROXY_COUNT", "2")
+    settings = load_settings()
+    assert settings.send_allowed_prefixes == ("+86138", "+86139")
+    assert settings.cors_origins == {"https://a.example", "http://localhost:3000"}
+    assert settings.trusted_proxy_count == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SEND_ALLOWED_PREFIXES", "861"),
+        ("SEND_ALLOWED_PREFIXES", ","),
+        ("CORS_ORIGINS", "*"),
+        ("CORS_ORIGINS", "https://a.example/path"),
+        ("TRUSTED_PROXY_COUNT", "-1"),
+    ],
+)
+def test_bad_values_name_their_setting_in_one_line(
+    env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    env.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(name)
+    assert "\n" not in message
+
+
+def test_secrets_never_show_in_reprs_or_errors(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SMS_PROVIDER", "ronglian")
+    env.setenv("RONGLIAN_ACC_ID", "acc")
+    env.setenv("RONGLIAN_APP_ID", "app")
+    env.setenv("RONGLIAN_ACC_TOKEN", TOKEN)
+    settings = load_settings()
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), str(dict(settings))):
+        assert SECRET not in shown
+        assert TOKEN not in shown
+    assert TOKEN not in repr(Credentials(acc_id="acc", acc_token=TOKEN, app_id="app"))
+    # a secret too short is refused without echoing it
+    env.setenv("CODE_SECRET", "short-secret")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "short-secret" not in str(caught.value)
+    assert str(caught.value).startswith("CODE_SECRET")
+
+
+def test_code_secret_is_required(env: pytest.MonkeyPatch) -> None:
+    env.delenv("CODE_SECRET")
+    with pytest.raises(SettingsError, match=r"^CODE_SECRET is required but not set$"):
+        load_settings()
+    assert Settings.model_fields["code_secret"].is_required()
+
+
+def test_help_shows_no_secret() -> None:
+    env = {**os.environ, "CODE_SECRET": SECRET, "RONGLIAN_ACC_TOKEN": TOKEN}
+    for argv in ([], ["serve"], ["worker"], ["dev"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "smscode", *argv, "--help"],
+            env=env, capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        assert "usage: smscode" in shown.stdout
+        assert SECRET not in shown.stdout + shown.stderr
+        assert TOKEN not in shown.stdout + shown.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_starting_without_code_secret_is_refused_in_one_line(command: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CODE_SECRET"}
+    env["REDIS_URL"] = BASE["REDIS_URL"]
+    started = subprocess.run(
+        [sys.executable, "-m", "smscode", command],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert started.returncode == 2
+    assert started.stderr == "smscode: CODE_SECRET is required but not set\n"
+    assert started.stdout == ""
