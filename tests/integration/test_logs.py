@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -19,7 +20,9 @@ def own_stack(
     redis_url: str, fake_ronglian_session: FakeRonglian
 ) -> Iterator[tuple[Server, Worker]]:
     """A server and a worker of this module's own, so their output holds only this flow."""
-    env = stack_env(redis_url, fake_ronglian_session)
+    # A broker database of its own: the session's worker must not take this flow's task.
+    broker = urlsplit(redis_url)._replace(path="/14").geturl()
+    env = stack_env(redis_url, fake_ronglian_session, CELERY_BROKER_URL=broker)
     server, worker = Server(env).start(), Worker(env).start()
     yield server, worker
     server.stop()

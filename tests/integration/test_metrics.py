@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -22,7 +23,11 @@ def own_stack(
 ) -> Iterator[tuple[Server, Worker, str]]:
     """A server (two gunicorn workers) and a worker with its exporter, counting only this flow."""
     port = free_port()
-    env = stack_env(redis_url, fake_ronglian_session, METRICS_PORT=str(port))
+    # A broker database of its own: the session's worker must not take this flow's task.
+    broker = urlsplit(redis_url)._replace(path="/15").geturl()
+    env = stack_env(
+        redis_url, fake_ronglian_session, METRICS_PORT=str(port), CELERY_BROKER_URL=broker
+    )
     server, worker = Server(env).start(), Worker(env).start()
     yield server, worker, f"http://127.0.0.1:{port}/metrics"
     server.stop()
