@@ -41,3 +41,10 @@ $(CHROMIUM):
 
 test: $(STAMP) $(CHROMIUM) lint
 	$(BIN)/python -m pytest
+
+# Speed, measured: every figure next to a reference from the same run (bench/README.md).
+# wrk comes from Debian; if it cannot be installed the bench uses its Python load generator.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y wrk' || echo "bench: wrk not installed; using the Python load generator"
+	$(BIN)/python -m bench
