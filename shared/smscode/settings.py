@@ -72,8 +72,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if not value.startswith(schemes):
+            raise ValueError(
+                "must start with redis://, rediss://, unix:// or (Redis Cluster) "
+                "redis+cluster://, rediss+cluster://"
+            )
         return value
 
     @field_validator("test_phones", mode="before")
@@ -124,6 +128,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _backend_needs(self) -> Settings:
+        cluster = "+cluster://" in self.redis_url  # Celery's Redis transport cannot use one
+        if cluster and self.delivery_backend == "celery" and not self.celery_broker_url:
+            raise ValueError("CELERY_BROKER_URL is required when REDIS_URL is a cluster")
         if self.delivery_backend == "sqs" and not self.sqs_queue_url:
             raise ValueError("SQS_QUEUE_URL is required when DELIVERY_BACKEND=sqs")
         if self.sms_provider == "ronglian":

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
@@ -22,20 +23,29 @@ FinalState = Literal["sent", "failed", "expired", "skipped"]
 VerifyResult = tuple[Literal["ok", "locked", "none", "invalid", "burned"], Any]
 
 
-def connect(url: str) -> redis.Redis:
+Client = redis.Redis | RedisCluster
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def connect(url: str) -> Client:
     """A Redis client that fails fast: a down server is a 503 within about a second.
 
     One retry on a broken connection lets a pooled socket left over from a restarted
-    server reconnect transparently, so the service recovers by itself.
+    server reconnect transparently, so the service recovers by itself. A
+    `redis+cluster://` (or `rediss+cluster://`) URL names any node of a Redis Cluster
+    (ElastiCache cluster mode): every script's keys share one hash slot (see `keys`).
     """
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=0.5,
-        socket_timeout=1.0,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
-        decode_responses=True,
-    )
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 1.0,
+        "retry": Retry(NoBackoff(), 1),
+        "health_check_interval": 30,
+        "decode_responses": True,
+    }
+    scheme, sep, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", **options)
+    return redis.Redis.from_url(url, **options)
 
 
 @contextmanager
@@ -66,7 +76,7 @@ class Rejection:
     retry_after: int
 
 
-def _load(client: redis.Redis, name: str) -> Script:
+def _load(client: Client, name: str) -> Script:
     source = resources.files("smscode").joinpath("lua", f"{name}.lua").read_text()
     return client.register_script(source)
 
@@ -78,7 +88,7 @@ def _now_ms() -> int:
 class Store:
     """The atomic operations smscode needs from Redis; every Redis error becomes Unavailable."""
 
-    def __init__(self, client: redis.Redis, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, client: Client, clock: Callable[[], int] = _now_ms) -> None:
         self.client = client
         self._clock = clock
         self._issue = _load(client, "issue")
