@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from smscode.cloud_dev import LocalCloud, lambda_handler, to_record
 from smscode.delivery import Outcome
 from smscode.lambda_http import handle_event
 from smscode.messages import DeliveryMessage
+from smscode.publishers import PublishError
+from smscode.publishers.sqs import SqsPublisher
 from tests.cloud_helpers import (
     configure,
     load_event,
@@ -207,3 +211,46 @@ def test_malformed_pubsub_message_is_acknowledged(cloud: LocalCloud) -> None:
     assert client.post("/", data=json.dumps(event), headers=headers).status_code == 200
     event["data"]["message"]["data"] = "%%% not base64"
     assert client.post("/", data=json.dumps(event), headers=headers).status_code == 200
+
+
+def _message() -> DeliveryMessage:
+    now = datetime.now(UTC)
+    return DeliveryMessage(
+        message_id=uuid.uuid4().hex,
+        request_id=uuid.uuid4().hex,
+        phone="+8613800138000",
+        template_id="1",
+        sealed_code="sealed",
+        minutes=5,
+        created_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
+
+
+def test_a_fifo_queue_drops_a_republished_message(cloud: LocalCloud) -> None:
+    # given a FIFO queue (no content-based deduplication: the publisher names the id)
+    url = cloud.sqs.create_queue(
+        QueueName=f"{cloud.queue_name}.fifo", Attributes={"FifoQueue": "true"}
+    )["QueueUrl"]
+    publisher, message = SqsPublisher(url), _message()
+    # when the same message is published twice (a client retry)
+    publisher.publish(message)
+    publisher.publish(message)
+    # then it is queued once, in its own group
+    [queued] = cloud.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    assert DeliveryMessage.from_json(queued["Body"]) == message
+    assert queued["Attributes"]["MessageGroupId"] == message.message_id
+
+
+def test_an_unreachable_queue_is_a_publish_error_and_a_503(
+    monkeypatch: pytest.MonkeyPatch, cloud: LocalCloud
+) -> None:
+    missing = f"{cloud.endpoint}/123456789012/no-such-queue"
+    with pytest.raises(PublishError):
+        SqsPublisher(missing).publish(_message())
+    configure(monkeypatch, {"SQS_QUEUE_URL": missing})
+    answer = handle_event(load_event("apigw_post_codes_json.json", fresh_phone()))
+    assert answer["statusCode"] == 503
+    assert json.loads(answer["body"])["error"] == "unavailable"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +17,13 @@ import requests
 from smscode import bootstrap
 from smscode.cloud_dev import LocalCloud, lambda_handler
 from smscode.lambda_http import handle_event
-from tests.cloud_helpers import api_event, configure, event_body, load_event, new_cloud
+from tests.cloud_helpers import EVENTS, api_event, configure, event_body, load_event, new_cloud
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, fresh_phone
 
 Answer = tuple[int, dict[str, str], Any]
+ISSUE_SOURCE = Path(__file__).parents[2] / "functions" / "issue_code" / "main.py"
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +194,22 @@ def test_secrets_come_from_ssm_parameters_at_cold_start(
     configure(monkeypatch, {"REDIS_URL_SSM_PARAMETER": f"{prefix}/nowhere"})
     status, _, body = via_lambda(api_event("GET", "/healthz"))
     assert (status, body["error"]) == (503, "unavailable")
+
+
+def test_the_page_on_lambda_needs_neither_boto3_nor_redis(
+    lambda_env: dict[str, str], tmp_path: Path
+) -> None:
+    # a fresh interpreter, as a cold start: import the handler, answer GET /
+    script = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('main', {str(ISSUE_SOURCE)!r})\n"
+        "main = importlib.util.module_from_spec(spec); spec.loader.exec_module(main)\n"
+        f"event = json.load(open({str(EVENTS / 'apigw_get_page.json')!r}))\n"
+        "answer = main.lambda_handler(event, None)\n"
+        "print(answer['statusCode'], 'boto3' in sys.modules, 'celery' in sys.modules)\n"
+    )
+    env = {**os.environ, **lambda_env, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["200", "False", "False"]
