@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from smscode.api import MAX_BODY_BYTES, HttpRequest, HttpResponse, error_response
+from smscode.clientip import client_ip
 from smscode.errors import InvalidRequest, Unavailable
 from smscode.settings import SettingsError
 
@@ -33,12 +34,13 @@ def to_request(event: Mapping[str, Any]) -> HttpRequest:
             raise InvalidRequest("The request body is not valid base64.") from None
     else:
         body = raw.encode()
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     return HttpRequest(
         method=http["method"],
         path=event.get("rawPath") or http.get("path") or "/",
-        headers={name.lower(): value for name, value in (event.get("headers") or {}).items()},
+        headers=headers,
         body=body[: MAX_BODY_BYTES + 1],
-        client_ip=http.get("sourceIp") or "unknown",
+        client_ip=client_ip(http.get("sourceIp") or "unknown", headers),
     )
 
 
