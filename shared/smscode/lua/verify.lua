@@ -2,8 +2,9 @@
 -- KEYS[1] code hash  KEYS[2] phone's daily verify-failure counter
 -- ARGV[1] candidate hmac  ARGV[2] max wrong tries per code  ARGV[3] daily failure cap per phone
 -- Returns {'ok', request_id} | {'locked'} | {'none'} | {'invalid', attempts_left} | {'burned'}.
--- Comparing two Lua strings compares interned pointers, so the check does not leak how many
--- leading characters matched.
+-- Timing: Lua interns strings, so `==` below compares two pointers; interning itself may
+-- memcmp equal-hash strings, but both sides are HMACs keyed by CODE_SECRET, so even a timing
+-- that told how many leading characters match would say nothing about the code.
 local function fail()
   if redis.call('INCR', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], 86400) end
 end
