@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 from celery.signals import setup_logging
 from pydantic import ValidationError
 
@@ -51,7 +52,17 @@ def create_worker_app(settings: Settings) -> Celery:
             outcome = Outcome.RETRY
         if outcome is Outcome.RETRY:
             countdown = backoff_seconds(task.request.retries, base=base, cap=cap)
-            raise task.retry(countdown=countdown)
+            try:
+                raise task.retry(countdown=countdown)
+            except Reject:
+                # Celery drops a message whose retry could not be queued (Reject without
+                # requeue). Requeue it instead; if even that fails the broker still holds
+                # it unacknowledged and hands it out again after the visibility timeout.
+                log.warning(
+                    "retry could not be queued; requeueing",
+                    extra={"request_id": message.request_id, "outcome": "retry"},
+                )
+                raise Reject("retry could not be queued", requeue=True) from None
         return outcome.value
 
     return app
