@@ -48,17 +48,24 @@ def wait_healthy(api: str, timeout: float = 20) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shared", [False, True], ids=["broker-elsewhere", "broker-in-the-store"])
 def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
-    redis_url: str, fake_ronglian: FakeRonglian, tmp_path: Path
+    redis_url: str, fake_ronglian: FakeRonglian, tmp_path: Path, shared: bool
 ) -> None:
-    # given a persistent store on a fixed port and a broker elsewhere
+    # given a persistent store on a fixed port, and the broker elsewhere or (the default,
+    # CELERY_BROKER_URL unset) in the same Redis, so the restart takes the queue down too
     port = free_port()
     store = persistent_redis(port, tmp_path).start()
     client = redis.Redis.from_url(store.url, decode_responses=True)
-    broker_url = broker_db(redis_url, 8)
+    broker_url = store.url if shared else broker_db(redis_url, 8)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
-    env = stack_env(store.url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+    env = stack_env(
+        store.url, fake_ronglian, CELERY_BROKER_URL=broker_url,
+        CELERY_VISIBILITY_TIMEOUT_SECONDS="10", **FAST,
+    )  # fmt: skip
+    if shared:
+        del env["CELERY_BROKER_URL"]
     fake_ronglian.latency = 0.05  # deliveries still in flight when Redis goes away
     server = Server(env)
     try:
@@ -76,7 +83,11 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
             settle(client, broker, sends, timeout=45)
             counts = count(fake_ronglian, sends)
         # then
-        report("Redis restarted mid-run", counts, fake_ronglian)
+        report(
+            f"Redis restarted mid-run, {'broker in the store' if shared else 'broker elsewhere'}",
+            counts,
+            fake_ronglian,
+        )
         assert all(send.status == 202 for send in sends)
         assert health.status_code == 503
         for answer in during:
@@ -86,10 +97,11 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
         assert counts.lost == 0
         assert counts.duplicates == 0
     finally:
+        if not shared:
+            broker.flushdb()
+        broker.close()
         client.close()
         store.stop()
-        broker.flushdb()
-        broker.close()
 
 
 def post_outage(api: str) -> requests.Response:
