@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from smscode.delivery import Outcome
 from smscode.errors import Unavailable
 from smscode.messages import DeliveryMessage
+from smscode.settings import SettingsError
 
 log = logging.getLogger("smscode.batch")
 
@@ -79,7 +80,13 @@ def handle_sqs_batch(event: Mapping[str, Any], deliver: Deliver | None = None) -
     records: Sequence[Mapping[str, Any]] = event.get("Records") or []
     if not records:
         return {"batchItemFailures": []}
-    deliver = deliver or _deliverer()
+    if deliver is None:
+        try:
+            deliver = _deliverer()
+        except SettingsError as error:
+            # Misconfigured: every record goes back (and on to the DLQ), one clear log line.
+            log.error("settings: %s", error)
+            return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
     with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(records))) as pool:
         results = list(pool.map(lambda record: _record_ok(record, deliver), records))
     failures = [r["messageId"] for r, ok in zip(records, results, strict=True) if not ok]

@@ -254,3 +254,12 @@ def test_an_unreachable_queue_is_a_publish_error_and_a_503(
     answer = handle_event(load_event("apigw_post_codes_json.json", fresh_phone()))
     assert answer["statusCode"] == 503
     assert json.loads(answer["body"])["error"] == "unavailable"
+
+
+def test_a_misconfigured_function_returns_the_whole_batch_without_raising(
+    monkeypatch: pytest.MonkeyPatch, cloud: LocalCloud
+) -> None:
+    monkeypatch.delenv("CODE_SECRET")
+    bootstrap.reset()
+    event = load_event("sqs_event.json")
+    assert failures(handle_sqs_batch(event)) == {event["Records"][0]["messageId"]}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,27 @@ def test_it_is_serverless_v3_on_aws_python_311(config: dict[str, Any]) -> None:
 
 
 def test_every_handler_imports_and_is_callable(config: dict[str, Any]) -> None:
+    # In a fresh interpreter, as a Lambda cold start imports it (module-level side effects
+    # such as functions-framework's app set-up must not depend on what ran before).
+    check = (
+        "import importlib.util, sys\n"
+        "for name, source, attribute in zip(*[iter(sys.argv[1:])] * 3):\n"
+        "    spec = importlib.util.spec_from_file_location(name, source)\n"
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        "    print(name, callable(getattr(module, attribute)))\n"
+    )
+    argv = []
     for name, function in config["functions"].items():
         module_path, _, attribute = function["handler"].rpartition(".")
         source = ROOT / f"{module_path}.py"
         assert source.is_file(), f"{name}: no {source}"
-        spec = importlib.util.spec_from_file_location(f"sls_{name}", source)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        assert callable(getattr(module, attribute)), f"{name}: {attribute} is not callable"
+        argv += [name, str(source), attribute]
+    run = subprocess.run(
+        [sys.executable, "-c", check, *argv], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [word for name in config["functions"] for word in (name, "True")]
 
 
 def test_every_route_of_the_api_is_an_http_api_event(config: dict[str, Any]) -> None:
