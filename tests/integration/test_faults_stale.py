@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 import redis
@@ -76,6 +77,37 @@ def test_replaced_burned_and_verified_codes_are_skipped_without_an_sms(
         print(f"\n[stale] states={states} sms={[sms.to for sms in fake_ronglian.accepted]}")
         assert states == ["skipped", "sent", "skipped", "skipped"]
         assert [sms.to for sms in fake_ronglian.accepted] == [replaced]
+    finally:
+        broker.flushdb()
+        broker.close()
+
+
+@pytest.mark.slow
+def test_a_message_still_queued_when_its_code_expires_is_never_sent(
+    redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
+) -> None:
+    # given a 30 s code whose message waits in the queue (no worker) until the code expired
+    broker_url = broker_db(redis_url, 12)
+    broker = redis.Redis.from_url(broker_url, decode_responses=True)
+    broker.flushdb()
+    env = stack_env(
+        redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, CODE_TTL_SECONDS="30", **FAST
+    )
+    server = Server(env)
+    try:
+        with started(server):
+            sent = post(server.url, fresh_phone())
+            assert sent.status == 202
+            [message] = queued_messages(broker)
+            time.sleep(max(0.0, message.expires_at.timestamp() - time.time()) + 0.5)
+            # when a worker finally takes it
+            with started(Worker(env)):
+                settle(redis_client, broker, [sent])
+                final = state(server.url, sent.request_id)
+        # then
+        print(f"\n[expired in the queue] state={final} sms={len(fake_ronglian.accepted)}")
+        assert final == "expired"
+        assert fake_ronglian.requests == []
     finally:
         broker.flushdb()
         broker.close()
