@@ -111,6 +111,9 @@ def handle_pubsub(data: Mapping[str, Any], deliver: Deliver | None = None) -> Ou
         outcome = deliver_payload(payload, deliver or _deliverer())
     except Malformed:
         return None
+    except SettingsError as error:
+        log.error("settings: %s", error)
+        raise RetryLater("not configured") from None
     if outcome is Outcome.RETRY:
         raise RetryLater("delivery will be retried")
     return outcome
