@@ -6,6 +6,8 @@ import pytest
 
 from smscode import keys
 from smscode.clientip import client_ip
+from smscode.lambda_http import to_request
+from smscode.settings import get_settings
 
 SOCKET = "10.0.0.1"
 
@@ -38,3 +40,26 @@ def test_ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() -> None:
     assert keys.ip_hourly("2001:db8:1:2::1") != keys.ip_hourly("2001:db8:1:3::1")
     assert keys.ip_hourly("::ffff:203.0.113.7") == keys.ip_hourly("203.0.113.7")
     assert keys.ip_hourly("203.0.113.7") != keys.ip_hourly("203.0.113.8")
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [("0", "10.0.0.1"), ("1", "203.0.113.7")])
+def test_the_lambda_adapter_reads_the_same_setting(
+    monkeypatch: pytest.MonkeyPatch, trusted: str, expected: str
+) -> None:
+    # given: API Gateway's sourceIp is the peer; it appended that peer's view of the client
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CODE_SECRET", "x" * 32)
+    monkeypatch.setenv("TRUSTED_PROXY_COUNT", trusted)
+    get_settings.cache_clear()
+    event = {
+        "requestContext": {"http": {"method": "POST", "path": "/codes", "sourceIp": "10.0.0.1"}},
+        "headers": {"X-Forwarded-For": "6.6.6.6, 203.0.113.7"},
+        "body": "{}",
+    }
+    try:
+        # when
+        request = to_request(event)
+    finally:
+        get_settings.cache_clear()
+    # then
+    assert request.client_ip == expected
