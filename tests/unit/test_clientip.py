@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smscode import keys
 from smscode.clientip import client_ip
@@ -63,3 +67,22 @@ def test_the_lambda_adapter_reads_the_same_setting(
         get_settings.cache_clear()
     # then
     assert request.client_ip == expected
+
+
+@given(
+    st.one_of(
+        st.text(max_size=60), st.lists(st.ip_addresses().map(str), max_size=4).map(", ".join)
+    ),
+    st.integers(min_value=0, max_value=5),
+)
+def test_any_header_yields_the_socket_or_an_address_the_proxies_wrote(
+    forwarded: str, trusted: int
+) -> None:
+    chosen = client_ip(SOCKET, {"x-forwarded-for": forwarded}, trusted)
+    if trusted == 0:
+        assert chosen == SOCKET
+        return
+    entries = [entry.strip() for entry in forwarded.split(",")]
+    if chosen != SOCKET:
+        assert len(entries) >= trusted
+        assert ipaddress.ip_address(chosen) == ipaddress.ip_address(entries[-trusted])
