@@ -60,7 +60,7 @@ def main() -> None:
                     report.delivery.append(
                         delivery.celery(env, fake, bases, args.sends, processes, concurrency)
                     )
-                for processes, invocations in ((1, 1), (2, 8)):
+                for processes, invocations in ((1, 1), (2, 8), (2, 16)):
                     n = args.sends if invocations > 1 else 300
                     report.delivery.append(
                         delivery.sqs(env, fake, bases, n, processes, invocations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -126,8 +127,16 @@ def _fake_main(conn: Connection, latency: float) -> None:
             conn.send(None)
         elif command == "count":
             conn.send(len(fake.accepted))
-        elif command == "received":  # (11-digit phone, arrival time) of every accepted SMS
+        elif command == "received":  # (11-digit phone, time accepted): after the latency
             conn.send([(sms.to, sms.received_at) for sms in fake.accepted])
+        elif command == "arrivals":  # (11-digit phone, time the request arrived)
+            conn.send(
+                [
+                    (json.loads(raw.body)["to"], raw.received_at)
+                    for raw in fake.requests
+                    if raw.status == "000000"
+                ]
+            )
 
 
 class FakeProvider:
@@ -157,8 +166,12 @@ class FakeProvider:
         return int(self._ask("count"))
 
     def received(self) -> list[tuple[str, float]]:
-        """(phone, arrival time) of every accepted SMS, oldest first."""
+        """(phone, time the fake accepted it, its latency later) of every SMS, oldest first."""
         return list(self._ask("received"))
+
+    def arrivals(self) -> list[tuple[str, float]]:
+        """(phone, time its request arrived) of every accepted SMS."""
+        return list(self._ask("arrivals"))
 
     def stop(self) -> None:
         """Stop the fake and its process."""
