@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -129,6 +130,14 @@ def dev(args: argparse.Namespace) -> None:
             children.append(subprocess.Popen(argv, env=env))  # noqa: S603
         if cloud is not None:
             cloud.start_poller()
+        # Print the URL once it answers, so whoever follows it (a person, a test) is not refused.
+        deadline = time.monotonic() + 30
+        while children[0].poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", settings.port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
         print(f"smscode dev: open http://127.0.0.1:{settings.port}/", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
