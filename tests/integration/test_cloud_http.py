@@ -213,3 +213,18 @@ def test_the_page_on_lambda_needs_neither_boto3_nor_redis(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert run.stdout.split() == ["200", "False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("GET", "/codes/verify", 405), ("DELETE", "/codes", 405)],
+)
+def test_unknown_routes_reach_the_route_table_on_both_paths(
+    lambda_env: dict[str, str], server: Server, method: str, path: str, status: int
+) -> None:
+    # serverless.yml's catch-all route hands these to the Lambda function too
+    event = api_event(method, path)
+    lambda_answer, server_answer = via_lambda(event), via_server(server, event)
+    assert lambda_answer[0] == server_answer[0] == status
+    assert lambda_answer[2] == server_answer[2]
+    assert lambda_answer[2]["status"] == "error"
