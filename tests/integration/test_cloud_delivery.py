@@ -141,14 +141,16 @@ def test_the_same_sqs_message_delivered_twice_sends_one_sms(
 
 
 def test_a_batch_of_ten_is_delivered_concurrently(
-    cloud: LocalCloud, fake_ronglian: FakeRonglian
+    monkeypatch: pytest.MonkeyPatch, cloud: LocalCloud, fake_ronglian: FakeRonglian
 ) -> None:
-    # given ten codes and a Ronglian that takes a while to answer
+    # given ten codes and a Ronglian that takes a while to answer (long enough for ten
+    # threads to start even on a loaded machine, well inside the read timeout)
     phones = [fresh_phone() for _ in range(10)]
     for phone in phones:
         issue(phone)
     event = batch_event(cloud, receive_all(cloud, 10))
-    fake_ronglian.latency = 0.5
+    configure(monkeypatch, {"RONGLIAN_READ_TIMEOUT_SECONDS": "10"})
+    fake_ronglian.latency = 2.0
     deliver = bootstrap.deliverer().deliver
     lock, in_flight, most = threading.Lock(), [0], [0]
 
