@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,12 +95,21 @@ def queue_empty(broker: redis.Redis) -> bool:
 
 
 def settle(
-    client: redis.Redis, broker: redis.Redis | None, sends: list[Sent], timeout: float = 40
+    client: redis.Redis,
+    broker: redis.Redis | None,
+    sends: list[Sent],
+    timeout: float = 40,
+    tick: Callable[[], None] | None = None,
 ) -> None:
-    """Wait until every accepted send has a final state and the queue is drained."""
+    """Wait until every accepted send has a final state and the queue is drained.
+
+    `tick` runs on every poll (a test's supervisor restarting a worker that died).
+    """
     accepted = [send for send in sends if send.status == 202]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if tick is not None:
+            tick()
         done = all(state in FINAL for state in states(client, accepted))
         if done and (broker is None or queue_empty(broker)):
             time.sleep(0.5)  # a duplicate would be in flight now: let it land before counting

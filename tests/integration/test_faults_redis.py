@@ -68,8 +68,19 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
         del env["CELERY_BROKER_URL"]
     fake_ronglian.latency = 0.05  # deliveries still in flight when Redis goes away
     server = Server(env)
+    workers = [Worker(env)]
+
+    def supervise() -> None:
+        # What compose's `restart: unless-stopped` does. With the broker in the restarted
+        # Redis, kombu 5.7 can end the worker ("Unrecoverable error: AttributeError ...
+        # 'hostname'") while it restores its unacknowledged tasks over the closed connection;
+        # the tasks stay in the broker and the next worker delivers them.
+        process = workers[-1].process
+        if process is not None and process.poll() is not None:
+            workers.append(Worker(env).start())
+
     try:
-        with started(server, Worker(env)):
+        with started(server, workers[0]):
             before = post_many(server.url, 150)
             # when Redis stops with deliveries in flight
             store.stop()
@@ -80,13 +91,12 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
             wait_healthy(server.url)
             after = post_many(server.url, 150)
             sends = before + after
-            settle(client, broker, sends, timeout=45)
+            settle(client, broker, sends, timeout=45, tick=supervise)
             counts = count(fake_ronglian, sends)
         # then
+        where = "broker in the store" if shared else "broker elsewhere"
         report(
-            f"Redis restarted mid-run, {'broker in the store' if shared else 'broker elsewhere'}",
-            counts,
-            fake_ronglian,
+            f"Redis restarted, {where}, worker restarts={len(workers) - 1}", counts, fake_ronglian
         )
         assert all(send.status == 202 for send in sends)
         assert health.status_code == 503
@@ -97,6 +107,8 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
         assert counts.lost == 0
         assert counts.duplicates == 0
     finally:
+        for worker in workers:
+            worker.stop()
         if not shared:
             broker.flushdb()
         broker.close()
