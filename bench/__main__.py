@@ -9,7 +9,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 
-from bench import cold, delivery, e2e, http_path, load, stack
+from bench import cold, delivery, e2e, http_path, load, publish, stack
 from bench.phones import PhoneBases
 from bench.report import Report
 from smscode.embedded import EmbeddedRedis
@@ -54,6 +54,7 @@ def main() -> None:
                     report.http.append(http_path.measure(tuned, bases, args.seconds, 1))
             if "b" in args.only:
                 report.redis = http_path.redis_cost(env, bases, args.seconds)
+                report.publish = publish.measure(env["CELERY_BROKER_URL"])
             if "c" in args.only:
                 fake.set_latency(PROVIDER_LATENCY)
                 for processes, concurrency in ((1, 64), (1, 128), (2, 64)):

@@ -10,6 +10,7 @@ from bench.cold import ColdStart
 from bench.delivery import DeliveryFigure
 from bench.e2e import EndToEnd
 from bench.http_path import HttpFigures, RedisCost
+from bench.publish import PublishCost
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -35,6 +36,7 @@ class Report:
     started: datetime
     http: list[HttpFigures] = field(default_factory=list)
     redis: RedisCost | None = None
+    publish: PublishCost | None = None
     delivery: list[DeliveryFigure] = field(default_factory=list)
     cold: list[ColdStart] = field(default_factory=list)
     e2e: EndToEnd | None = None
@@ -127,6 +129,17 @@ class Report:
             f"- code store per rejected send: {_per(r.rejected_stats)}",
             f"- broker (separate Redis) per accepted send, the Celery publish: "
             f"{_per(r.broker_per_accepted)}",
+            "",
+            *self._publish(),
+        ]
+
+    def _publish(self) -> list[str]:
+        p = self.publish
+        if p is None:
+            return []
+        return [
+            f"CPU per publish in one process: Celery send_task {p.celery_us:.0f} us, one plain "
+            f"LPUSH of the same body {p.lpush_us:.0f} us ({p.celery_us / p.lpush_us:.1f}x).",
             "",
         ]
 

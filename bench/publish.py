@@ -1,0 +1,61 @@
+"""The broker publish's CPU cost: Celery's send_task next to one plain LPUSH of the same body."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from smscode.messages import DeliveryMessage
+from smscode.publishers.celery import CeleryPublisher
+
+
+@dataclass
+class PublishCost:
+    """CPU microseconds per publish, in this process, one thread."""
+
+    celery_us: float
+    lpush_us: float
+
+
+def _message() -> DeliveryMessage:
+    now = datetime.now(UTC)
+    return DeliveryMessage(
+        message_id=uuid.uuid4().hex,
+        request_id=uuid.uuid4().hex,
+        phone="+8613900000000",
+        template_id="1",
+        sealed_code="x" * 40,
+        minutes=5,
+        created_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
+
+
+def _cpu_us(call: Callable[[], object], n: int) -> float:
+    for _ in range(50):  # warm: connections, declarations, caches
+        call()
+    start = time.process_time()
+    for _ in range(n):
+        call()
+    return (time.process_time() - start) / n * 1e6
+
+
+def measure(broker_url: str, n: int = 3000) -> PublishCost:
+    """n publishes each way to the broker Redis, which is emptied afterwards."""
+    message = _message()
+    publisher = CeleryPublisher(broker_url, 3600)
+    client = redis.Redis.from_url(broker_url)
+    body = message.to_json()
+    try:
+        return PublishCost(
+            celery_us=_cpu_us(lambda: publisher.publish(message), n),
+            lpush_us=_cpu_us(lambda: client.lpush("bench-reference", body), n),
+        )
+    finally:
+        client.flushdb()
+        client.close()
