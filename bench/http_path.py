@@ -107,7 +107,7 @@ class _Monitor:
         self._thread = threading.Thread(target=self._listen, daemon=True)
 
     def _listen(self) -> None:
-        with self._client.monitor() as monitor:
+        with self._client.monitor() as monitor:  # type: ignore[no-untyped-call]
             self._ready.set()
             for event in monitor.listen():
                 command = str(event["command"])
@@ -126,7 +126,7 @@ class _Monitor:
 
     def __exit__(self, *_: object) -> None:
         # The monitor stops at this marker, sent from another connection after the sends.
-        self._marker.execute_command("ECHO", "bench-stop")
+        self._marker.echo("bench-stop")
         self._thread.join(5)
 
 
