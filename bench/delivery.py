@@ -67,7 +67,8 @@ def _wait_for(fake: stack.FakeProvider, n: int, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def _fresh(env: dict[str, str], fake: stack.FakeProvider) -> None:
+def empty_stores(env: dict[str, str], fake: stack.FakeProvider) -> None:
+    """Empty the code store, the broker and the fake: each measurement starts from nothing."""
     for url in (env["REDIS_URL"], env["CELERY_BROKER_URL"]):
         redis.Redis.from_url(url).flushdb()
     fake.reset()
@@ -78,7 +79,7 @@ def celery(
     n: int, processes: int, concurrency: int,
 ) -> DeliveryFigure:  # fmt: skip
     """n queued sends drained by `processes` x `smscode worker` (thread pool of `concurrency`)."""
-    _fresh(env, fake)
+    empty_stores(env, fake)
     _issue(env, n, bases.next_base(), None)
     worker_env = {**env, "WORKER_CONCURRENCY": str(concurrency)}
     workers = [stack.celery_worker(worker_env).start() for _ in range(processes)]
@@ -117,7 +118,7 @@ def sqs(
     Each process stands for the CPU of one core; `invocations` concurrent calls per process
     stand for that many warm Lambda containers, each busy with one batch.
     """
-    _fresh(env, fake)
+    empty_stores(env, fake)
     collected = _Collect()
     _issue(env, n, bases.next_base(), collected)
     payloads = [message.to_json() for message in collected.messages]

@@ -33,7 +33,7 @@ def measure(
     rate: float, seconds: float, workers: int,
 ) -> EndToEnd:  # fmt: skip
     """Open-loop POST /codes at `rate` through the server, delivered by `workers` Celery workers."""
-    delivery._fresh(env, fake)
+    delivery.empty_stores(env, fake)
     server = stack.smscode_server(env).start()
     pool = [stack.celery_worker(env).start() for _ in range(workers)]
     try:
