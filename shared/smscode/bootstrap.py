@@ -46,7 +46,9 @@ def _ronglian(settings: Settings) -> Provider:
 def _celery(settings: Settings) -> Publisher:
     from smscode.publishers.celery import CeleryPublisher
 
-    return CeleryPublisher(settings.broker_url, settings.celery_visibility_timeout_seconds)
+    return CeleryPublisher(
+        settings.broker_url, settings.celery_visibility_timeout_seconds, settings.celery_queue
+    )
 
 
 def _sqs(settings: Settings) -> Publisher:

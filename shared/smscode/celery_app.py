@@ -5,10 +5,11 @@ from __future__ import annotations
 from celery import Celery
 
 
-def make_app(broker_url: str, visibility_timeout: int) -> Celery:
+def make_app(broker_url: str, visibility_timeout: int, queue: str = "celery") -> Celery:
     """A Celery app for smscode: late acks, no result backend, fail-fast broker connections."""
     app = Celery("smscode", broker=broker_url)
     app.conf.update(
+        task_default_queue=queue,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -26,6 +27,9 @@ def make_app(broker_url: str, visibility_timeout: int) -> Celery:
             # SIGKILLed worker's tasks come back soon after the timeout.
             "unacked_restore_interval": max(1, min(10, visibility_timeout // 4)),
             "unacked_restore_throttle": 1,
+            # A worker killed during a sweep leaves its mutex behind, stopping every sweep
+            # until it expires (300 s by default): keep that within one visibility timeout.
+            "unacked_mutex_expire": min(300, visibility_timeout),
             "socket_timeout": 2,
             "socket_connect_timeout": 2,
         },

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     delivery_backend: Literal["celery", "sqs", "inline"] = "celery"
     celery_broker_url: str | None = None
     celery_visibility_timeout_seconds: int = Field(default=3600, ge=10)
+    # The queue name: several deployments (or test runs) can then share one broker.
+    celery_queue: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
     # Retry pace for a delivery that may be retried (full-jitter exponential backoff); an
     # operator slows it for a throttled account, tests speed it up to stay short.
     delivery_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)

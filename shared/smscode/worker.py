@@ -24,7 +24,9 @@ log = logging.getLogger("smscode.worker")
 
 def create_worker_app(settings: Settings) -> Celery:
     """The worker's Celery app with the delivery task registered."""
-    app = make_app(settings.broker_url, settings.celery_visibility_timeout_seconds)
+    app = make_app(
+        settings.broker_url, settings.celery_visibility_timeout_seconds, settings.celery_queue
+    )
     # Connecting this signal tells Celery to leave logging alone: our JSON lines stay as they are.
     setup_logging.connect(lambda **_: logs.setup(settings.log_level), weak=False)
     base, cap = settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds

@@ -171,3 +171,16 @@ def started(*processes: Server | Worker) -> Iterator[None]:
     finally:
         for process in processes:
             process.stop()
+
+
+def diagnose(
+    client: redis.Redis, broker: redis.Redis | None, sends: list[Sent], fake: FakeRonglian
+) -> str:
+    """Where the lost sends stand (their stored state) and what the queue still holds."""
+    delivered = {sms.to for sms in fake.accepted}
+    lost = [send for send in sends if send.status == 202 and send.phone not in delivered]
+    where = Counter(str(state) for state in states(client, lost))
+    queue = (
+        "" if broker is None else f" queue={broker.llen('celery')} unacked={broker.hlen('unacked')}"
+    )
+    return f"lost states={dict(where)}{queue}"

@@ -1,31 +1,105 @@
-"""500 sends while the Celery worker is SIGKILLed at random moments and restarted."""
+"""500 sends while the Celery worker is SIGKILLed at random moments and restarted.
+
+On RabbitMQ a task stays unacknowledged on the broker until the worker acks it, and comes
+back the moment a killed worker's connection drops: nothing may be lost. kombu's Redis
+transport pops a task (BRPOP) and only then records it as unacknowledged, in a second
+command; a SIGKILL between the two loses that one task, so on Redis the test bounds the
+losses by the number of kills instead (see the README's "Delivery guarantees").
+"""
 
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
+import uuid
 
 import pytest
 import redis
+from kombu import Connection
 
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker
 from tests.integration.test_faults_common import (
     FAST,
+    Counts,
     Sent,
     broker_db,
     count,
+    diagnose,
     post_many,
     report,
     settle,
     started,
 )
 
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def rabbitmq_reachable() -> bool:
+    """Whether the machine's RabbitMQ answers on 127.0.0.1:5672."""
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def kill_run(
+    client: redis.Redis, broker: redis.Redis | None, fake: FakeRonglian, env: dict[str, str]
+) -> tuple[Counts, int]:
+    """500 sends; SIGKILL the worker at random moments (at least 4 times) and restart it."""
+    fake.latency = 0.05  # deliveries overlap the kills instead of finishing at once
+    server = Server(env)
+    workers: list[Worker] = []
+    sends: list[Sent] = []
+    kills = 0
+    try:
+        with started(server):
+            workers.append(Worker(env).start())
+            traffic = threading.Thread(target=lambda: sends.extend(post_many(server.url, 500)))
+            traffic.start()
+            # no warm shutdown, nothing acknowledged: the worker just vanishes
+            while traffic.is_alive() or kills < 4:
+                time.sleep(random.uniform(0.2, 1.5))
+                workers[-1].kill()
+                kills += 1
+                workers.append(Worker(env).start())
+            traffic.join()
+            settle(client, broker, sends, timeout=45)
+            counts = count(fake, sends)
+    finally:
+        for worker in workers:
+            worker.stop()
+    if counts.lost:
+        print(diagnose(client, broker, sends, fake))
+    return counts, kills
+
 
 @pytest.mark.slow
-def test_500_sends_survive_a_worker_killed_at_random_moments(
+@pytest.mark.skipif(not rabbitmq_reachable(), reason="no RabbitMQ on 127.0.0.1:5672")
+def test_500_sends_through_rabbitmq_survive_a_worker_killed_at_random_moments(
+    redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
+) -> None:
+    # given the machine's RabbitMQ, on a queue of this test's own
+    queue = f"smscode-test-kill-{uuid.uuid4().hex[:12]}"
+    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=RABBITMQ, CELERY_QUEUE=queue)
+    env.update(FAST)
+    try:
+        counts, kills = kill_run(redis_client, None, fake_ronglian, env)
+    finally:
+        with Connection(RABBITMQ, connect_timeout=2) as connection:
+            connection.default_channel.queue_delete(queue)
+    report(f"RabbitMQ, worker SIGKILLed {kills} times", counts, fake_ronglian)
+    assert counts.accepted == 500
+    assert counts.lost == 0
+    assert counts.duplicates == 0
+
+
+@pytest.mark.slow
+def test_500_sends_through_redis_survive_a_worker_killed_at_random_moments(
     redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
 ) -> None:
     # given a short visibility timeout, so kombu hands a killed worker's tasks out again soon
@@ -36,32 +110,14 @@ def test_500_sends_survive_a_worker_killed_at_random_moments(
         redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url,
         CELERY_VISIBILITY_TIMEOUT_SECONDS="10", **FAST,
     )  # fmt: skip
-    fake_ronglian.latency = 0.05  # deliveries overlap the kills instead of finishing at once
-    server = Server(env)
-    workers: list[Worker] = []
-    sends: list[Sent] = []
     try:
-        with started(server):
-            workers.append(Worker(env).start())
-            traffic = threading.Thread(target=lambda: sends.extend(post_many(server.url, 500)))
-            traffic.start()
-            kills = 0
-            # when the worker dies by SIGKILL (no warm shutdown, nothing acked) again and again
-            while traffic.is_alive() or kills < 4:
-                time.sleep(random.uniform(0.2, 1.5))
-                workers[-1].kill()
-                kills += 1
-                workers.append(Worker(env).start())
-            traffic.join()
-            settle(redis_client, broker, sends, timeout=45)
-            counts = count(fake_ronglian, sends)
-        # then
-        report(f"worker SIGKILLed {kills} times", counts, fake_ronglian)
-        assert counts.accepted == 500
-        assert counts.lost == 0
-        assert counts.duplicates == 0
+        counts, kills = kill_run(redis_client, broker, fake_ronglian, env)
     finally:
-        for worker in workers:
-            worker.stop()
         broker.flushdb()
         broker.close()
+    report(f"Redis broker, worker SIGKILLed {kills} times", counts, fake_ronglian)
+    assert counts.accepted == 500
+    assert counts.duplicates == 0
+    # every task the killed workers held unacknowledged came back; only a kill that lands
+    # between kombu's BRPOP and its unacked record can lose one (at most one per kill)
+    assert counts.lost <= kills

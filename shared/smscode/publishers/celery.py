@@ -14,15 +14,16 @@ TASK_NAME = "smscode.deliver"
 class CeleryPublisher:
     """Sends `smscode.deliver` to the broker; Celery is imported on the first publish only."""
 
-    def __init__(self, broker_url: str, visibility_timeout: int) -> None:
+    def __init__(self, broker_url: str, visibility_timeout: int, queue: str = "celery") -> None:
         self._broker_url = broker_url
         self._visibility_timeout = visibility_timeout
+        self._queue = queue
 
     @cached_property
     def _app(self) -> Any:
         from smscode.celery_app import make_app
 
-        return make_app(self._broker_url, self._visibility_timeout)
+        return make_app(self._broker_url, self._visibility_timeout, self._queue)
 
     def publish(self, message: DeliveryMessage) -> None:
         """Queue the message, failing within about two seconds when the broker is down."""
