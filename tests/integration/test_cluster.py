@@ -13,7 +13,7 @@ import requests
 from redis.cluster import RedisCluster
 
 from smscode import keys
-from smscode.embedded import EmbeddedRedis, server_binary
+from smscode.embedded import EmbeddedRedis, free_port, server_binary
 from smscode.store import connect
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
@@ -44,7 +44,9 @@ def cluster() -> Iterator[list[EmbeddedRedis]]:
     nodes: list[EmbeddedRedis] = []
     try:
         for _ in range(3):  # each node writes nodes.conf into its own temporary --dir
-            nodes.append(EmbeddedRedis(extra_args=cluster_args).start())
+            # The bus port defaults to port + 10000, past 65535 for a high ephemeral port.
+            bus = ["--cluster-port", str(free_port())]
+            nodes.append(EmbeddedRedis(extra_args=[*cluster_args, *bus]).start())
         cli = Path(server_binary()).with_name("valkey-cli")
         addresses = [f"127.0.0.1:{node.port}" for node in nodes]
         subprocess.run(
