@@ -47,7 +47,11 @@ def _celery(settings: Settings) -> Publisher:
     from smscode.publishers.celery import CeleryPublisher
 
     return CeleryPublisher(
-        settings.broker_url, settings.celery_visibility_timeout_seconds, settings.celery_queue
+        settings.broker_url,
+        settings.celery_visibility_timeout_seconds,
+        settings.celery_queue,
+        outbox=store(),
+        recheck_seconds=settings.delivery_recheck_seconds,
     )
 
 
@@ -105,6 +109,7 @@ def deliverer() -> Deliverer:
         metrics.TimedProvider(PROVIDERS[settings.sms_provider](settings)),
         sealer(),
         lease_seconds=lease,
+        recheck_seconds=settings.delivery_recheck_seconds,
     )
 
 

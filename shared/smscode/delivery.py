@@ -50,12 +50,14 @@ class Deliverer:
         sealer: Sealer,
         *,
         lease_seconds: float,
+        recheck_seconds: float = 60,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._provider = provider
         self._sealer = sealer
         self._lease_ms = int(lease_seconds * 1000)
+        self._recheck_ms = int(recheck_seconds * 1000)
         self._clock = clock
 
     @metrics.counts_deliveries
@@ -70,6 +72,7 @@ class Deliverer:
             message_id=message.message_id,
             ttl=ttl,
             masked=extra["phone"],
+            recheck_ms=self._recheck_ms,
         )
         if datetime.fromtimestamp(self._clock(), UTC) >= message.expires_at:
             log.warning("delivery expired before it could be sent", extra=extra | _EXPIRED)

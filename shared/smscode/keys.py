@@ -59,6 +59,16 @@ def lease(message_id: str) -> str:
     return f"{TAG}:lease:{message_id}"
 
 
+def outbox() -> str:
+    """Queued messages not yet final, by message id, scored by when to republish them (ms)."""
+    return f"{TAG}:outbox"
+
+
+def outbox_messages() -> str:
+    """The payloads of the messages in the outbox, by message id (codes sealed)."""
+    return f"{TAG}:outbox:msgs"
+
+
 def prefix_hourly(prefix: str) -> str:
     """Sends to numbers sharing the first seven national digits in the current hour window."""
     return f"{TAG}:prefix:{prefix}"

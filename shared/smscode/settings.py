@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     celery_visibility_timeout_seconds: int = Field(default=3600, ge=10)
     # The queue name: several deployments (or test runs) can then share one broker.
     celery_queue: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+    # A Celery message with no final state this long after it was queued (or last retried)
+    # is queued again: kombu's Redis transport can lose a task when a worker dies hard.
+    delivery_recheck_seconds: int = Field(default=60, ge=2, le=86400)
     # Retry pace for a delivery that may be retried (full-jitter exponential backoff); an
     # operator slows it for a throttled account, tests speed it up to stay short.
     delivery_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)

@@ -97,6 +97,7 @@ class Store:
         self._claim = _load(client, "claim")
         self._finish = _load(client, "finish")
         self._issue_test_phone = _load(client, "issue_test_phone")
+        self._sweep = _load(client, "sweep")
 
     @staticmethod
     def _send_keys(phone: str, ip: str, request_id: str) -> list[str]:
@@ -165,9 +166,12 @@ class Store:
         """Take the delivery lease on a message if it is still current and not yet final."""
         with _redis_errors():
             result = self._claim(
-                keys=[keys.code(phone), keys.request(request_id), keys.lease(message_id)],
+                keys=[
+                    keys.code(phone), keys.request(request_id), keys.lease(message_id),
+                    keys.outbox(), keys.outbox_messages(),
+                ],
                 args=[message_id, lease_ms, token, self._clock()],
-            )
+            )  # fmt: skip
         return result  # type: ignore[no-any-return]
 
     def finish(
@@ -180,14 +184,48 @@ class Store:
         sid: str = "",
         ttl: int = 300,
         masked: str = "",
+        recheck_ms: int = 60_000,
     ) -> str | None:
-        """Record a final state (never over 'sent') and release the lease if we hold it."""
+        """Record a final state (never over 'sent') and release the lease if we hold it.
+
+        A final message leaves the outbox; an unfinished one is looked at again in
+        `recheck_ms` unless its retry finishes it first.
+        """
+        now = self._clock()
         with _redis_errors():
             result = self._finish(
-                keys=[keys.request(request_id), keys.lease(message_id)],
-                args=[state or "", sid, token, self._clock(), ttl, masked],
-            )
+                keys=[
+                    keys.request(request_id), keys.lease(message_id),
+                    keys.outbox(), keys.outbox_messages(),
+                ],
+                args=[state or "", sid, token, now, ttl, masked, message_id, now + recheck_ms],
+            )  # fmt: skip
         return result  # type: ignore[no-any-return]
+
+    def hold(self, message_id: str, payload: str, recheck_ms: int) -> None:
+        """Put a message in the outbox before it is queued, to republish if it goes missing."""
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(keys.outbox_messages(), message_id, payload)
+            pipe.zadd(keys.outbox(), {message_id: self._clock() + recheck_ms})
+            pipe.execute()
+
+    def release(self, message_id: str) -> None:
+        """Take a message out of the outbox (it could not be queued after all)."""
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(keys.outbox(), message_id)
+            pipe.hdel(keys.outbox_messages(), message_id)
+            pipe.execute()
+
+    def sweep(self, recheck_ms: int, limit: int = 100) -> list[str]:
+        """Payloads of outbox messages overdue for a final state, once per `recheck_ms` each."""
+        now = self._clock()
+        with _redis_errors():
+            result = self._sweep(
+                keys=[keys.outbox(), keys.outbox_messages()], args=[now, now + recheck_ms, limit]
+            )
+        return [str(payload) for payload in result]
 
     def request_state(self, request_id: str) -> dict[str, str]:
         """The stored delivery state of one request ({} when unknown or expired)."""

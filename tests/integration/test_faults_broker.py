@@ -76,3 +76,31 @@ def test_amqp_broker_down_answers_503_and_keeps_the_resend_slot(
     redis.Redis.from_url(up_env["CELERY_BROKER_URL"]).flushdb()
     took = [round(answer.elapsed.total_seconds(), 2) for answer in down]
     print(f"\n[amqp broker down] 503 in {took} s, then {back.status_code}")
+
+
+@pytest.mark.slow
+def test_a_task_the_broker_lost_is_queued_again_from_the_outbox(
+    redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
+) -> None:
+    # given an accepted send whose task then vanishes from the broker
+    broker_url = broker_db(redis_url, 13)
+    broker = redis.Redis.from_url(broker_url, decode_responses=True)
+    broker.flushdb()
+    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+    server, phone = Server(env), fresh_phone()
+    try:
+        with started(server):
+            assert send(server.url, phone).status_code == 202
+            assert broker.delete("celery") == 1  # the queue held it; now it is gone
+            # when a worker runs (its sweeper looks at the outbox)
+            with started(Worker(env)):
+                [sms] = fake_ronglian.wait_for(1, timeout=30)
+                again = len(fake_ronglian.requests)
+        # then exactly one SMS, and the outbox is empty
+        assert sms.to == phone
+        assert again == 1
+        assert redis_client.zcard(keys.outbox()) == 0
+        print("\n[broker lost the task] outbox queued it again: sms=1")
+    finally:
+        broker.flushdb()
+        broker.close()

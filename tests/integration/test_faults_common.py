@@ -29,6 +29,7 @@ FAST = {
     "DELIVERY_RETRY_BASE_SECONDS": "0.1",
     "DELIVERY_RETRY_MAX_SECONDS": "1",
     "WORKER_CONCURRENCY": "8",
+    "DELIVERY_RECHECK_SECONDS": "5",  # the outbox queues a lost task again after 5 s
 }
 
 

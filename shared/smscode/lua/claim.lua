@@ -1,16 +1,22 @@
 -- Before calling the provider: is this message still worth sending, and is it ours to send?
 -- KEYS[1] code hash  KEYS[2] request state hash  KEYS[3] lease
+-- KEYS[4] outbox index (zset)  KEYS[5] outbox messages (hash)
 -- ARGV[1] message id  ARGV[2] lease (ms)  ARGV[3] lease token  ARGV[4] now (ms)
 -- Returns 'go' (lease taken), 'sent' | 'failed' | 'expired' | 'skipped' (already final),
--- or 'busy' (another worker holds the lease).
+-- or 'busy' (another worker holds the lease). A final answer also leaves the outbox.
+local function final(state)
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  return state
+end
 local state = redis.call('HGET', KEYS[2], 'state')
 if state == 'sent' or state == 'failed' or state == 'expired' or state == 'skipped' then
-  return state
+  return final(state)
 end
 if redis.call('HGET', KEYS[1], 'mid') ~= ARGV[1] then
   -- verified, burned, expired or replaced: sending now would waste an SMS
   if state then redis.call('HSET', KEYS[2], 'state', 'skipped', 'updated', ARGV[4]) end
-  return 'skipped'
+  return final('skipped')
 end
 if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[2]) then return 'go' end
 return 'busy'

@@ -1,16 +1,23 @@
 -- Record what a delivery attempt ended in and release its lease.
--- KEYS[1] request state hash  KEYS[2] lease
+-- KEYS[1] request state hash  KEYS[2] lease  KEYS[3] outbox index  KEYS[4] outbox messages
 -- ARGV[1] state ('sent', 'failed', 'expired', 'skipped' or '' to keep it)  ARGV[2] provider sid
 -- ARGV[3] lease token  ARGV[4] now (ms)  ARGV[5] ttl (s) if the hash has none
 -- ARGV[6] masked phone, written when the hash is gone (it expires with the code, and an
 -- 'expired' state is recorded just after that: the state API needs the phone to answer)
--- A 'sent' state is never overwritten. Returns the state in force.
+-- ARGV[7] message id  ARGV[8] when the outbox should next look at an unfinished message (ms)
+-- A 'sent' state is never overwritten. A final message leaves the outbox. Returns the state.
 local state = redis.call('HGET', KEYS[1], 'state')
 if ARGV[1] ~= '' and state ~= 'sent' then
   if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'phone', ARGV[6]) end
   redis.call('HSET', KEYS[1], 'state', ARGV[1], 'sid', ARGV[2], 'updated', ARGV[4])
   if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
   state = ARGV[1]
+end
+if ARGV[1] ~= '' or state == 'sent' then
+  redis.call('ZREM', KEYS[3], ARGV[7])
+  redis.call('HDEL', KEYS[4], ARGV[7])
+else
+  redis.call('ZADD', KEYS[3], 'XX', ARGV[8], ARGV[7])  -- a retry is coming: not lost yet
 end
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return state
