@@ -71,10 +71,12 @@ def measure(env: dict[str, str], bases: PhoneBases, seconds: float, repeats: int
 
 @dataclass
 class RedisCost:
-    """Commands per send: exact top-level round trips (MONITOR) and commandstats under load."""
+    """Commands per send: client commands and round trips (MONITOR), commandstats under load."""
 
-    accepted_round_trips: dict[str, float]
-    rejected_round_trips: dict[str, float]
+    accepted_commands: dict[str, float]
+    rejected_commands: dict[str, float]
+    accepted_round_trips: float
+    rejected_round_trips: float
     accepted_in_scripts: float
     rejected_in_scripts: float
     accepted_stats: dict[str, float]
@@ -100,6 +102,7 @@ class _Monitor:
     def __init__(self, url: str) -> None:
         self.top: Counter[str] = Counter()
         self.in_scripts = 0
+        self.round_trips = 0  # a MULTI ... EXEC pipeline is one round trip
         self._client = redis.Redis.from_url(url)
         self._marker = redis.Redis.from_url(url)
         self._marker.ping()  # connected now, so its handshake is not counted as the sends'
@@ -109,15 +112,23 @@ class _Monitor:
     def _listen(self) -> None:
         with self._client.monitor() as monitor:  # type: ignore[no-untyped-call]
             self._ready.set()
+            in_transaction: set[str] = set()
             for event in monitor.listen():
                 command = str(event["command"])
                 if "bench-stop" in command:
                     return
                 name = command.split(" ")[0].strip('"').upper()
+                client = f"{event.get('client_address')}:{event.get('client_port')}"
                 if event.get("client_type") == "lua":
                     self.in_scripts += 1
-                else:
-                    self.top[name] += 1
+                    continue
+                self.top[name] += 1
+                if client not in in_transaction:
+                    self.round_trips += 1
+                if name == "MULTI":
+                    in_transaction.add(client)
+                elif name in ("EXEC", "DISCARD"):
+                    in_transaction.discard(client)
 
     def __enter__(self) -> _Monitor:
         self._thread.start()
@@ -168,8 +179,10 @@ def redis_cost(env: dict[str, str], bases: PhoneBases, seconds: float) -> RedisC
         for name in [name for name in counts if name.startswith(("CONFIG", "INFO"))]:
             del counts[name]  # the bench's own
     return RedisCost(
-        accepted_round_trips=per(accepted.top, n),
-        rejected_round_trips=per(rejected.top, n),
+        accepted_commands=per(accepted.top, n),
+        rejected_commands=per(rejected.top, n),
+        accepted_round_trips=accepted.round_trips / n,
+        rejected_round_trips=rejected.round_trips / n,
         accepted_in_scripts=accepted.in_scripts / n,
         rejected_in_scripts=rejected.in_scripts / n,
         accepted_stats=per(after_new, ok),
