@@ -16,10 +16,14 @@ MODULES = {
     "hello world (reference)": (ROOT / "bench" / "hello", "main"),
     "functions/issue_code (HTTP)": (ROOT / "functions" / "issue_code", "main"),
     "functions/deliver_sms (queue)": (ROOT / "functions" / "deliver_sms", "main"),
-    # What the Lambda HTTP entry needs without functions-framework: the proposed fix's floor.
+    # What each Lambda entry needs without functions-framework: the proposed fix's floor.
     "smscode.lambda_http alone (no functions-framework)": (
         ROOT / "functions" / "issue_code",
         "smscode.lambda_http",
+    ),
+    "smscode.batch alone (no functions-framework)": (
+        ROOT / "functions" / "deliver_sms",
+        "smscode.batch",
     ),
 }
 _TIMED = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
