@@ -6,11 +6,15 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from smscode.batch import handle_cloud_event, handle_sqs_batch
+from smscode.metrics import flush_emf
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda SQS event source (ReportBatchItemFailures): the partial batch response."""
-    return handle_sqs_batch(event)
+    try:
+        return handle_sqs_batch(event)
+    finally:
+        flush_emf()  # this invocation's counters, as CloudWatch embedded metrics
 
 
 @functions_framework.cloud_event
