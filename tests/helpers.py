@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,3 +120,47 @@ class Worker(Process):
         super().start()
         self.wait_for_output("ready.", timeout=30)
         return self
+
+
+class DevCommand:
+    """`smscode dev …` as a newcomer runs it: its own process group, output kept in a file."""
+
+    def __init__(self, log: Path, *args: str, env: Mapping[str, str]) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "smscode", "dev", *args],
+                env=dict(env),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        """Everything the command printed so far."""
+        return self.log.read_text(errors="replace")
+
+    def read_until(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first match of `pattern` in the output, waiting for it to appear."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if match := re.search(pattern, self.output()):
+                return match
+            time.sleep(0.1)
+        raise AssertionError(f"no {pattern!r} in:\n{self.output()}")
+
+    def interrupt(self) -> None:
+        """Ctrl-C, which a terminal sends to the whole foreground process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(timeout=30)
+
+    def group_gone(self, timeout: float = 10) -> bool:
+        """Whether every process of the group has exited within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return True
+            time.sleep(0.1)
+        return False

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +19,7 @@ from smscode.lambda_http import handle_event
 from tests.cloud_helpers import configure, load_event, new_cloud
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import fresh_phone
+from tests.helpers import DevCommand, fresh_phone
 
 
 @pytest.fixture
@@ -83,41 +79,15 @@ def test_handler_results_are_read_as_lambda_reads_them() -> None:
     assert failed_ids("nonsense", ids) == {"a", "b"}
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-@pytest.mark.slow
 def test_dev_cloud_runs_the_cloud_shape_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     # given `smscode dev --cloud` as a newcomer runs it: no REDIS_URL, console provider
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CODE_SECRET"}}
     env.update({"PORT": str(port), "SMS_PROVIDER": "console"})
-    log = tmp_path / "dev.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "smscode", "dev", "--cloud"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def read_until(pattern: str, timeout: float = 30) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if match := re.search(pattern, log.read_text(errors="replace")):
-                return match
-            time.sleep(0.1)
-        raise AssertionError(f"no {pattern!r} in:\n{log.read_text(errors='replace')}")
-
+    dev = DevCommand(tmp_path / "dev.log", "--cloud", env=env)
     try:
-        read_until(r"SQS \(moto\) at http://127\.0\.0\.1:\d+")
-        read_until(rf"open http://127\.0\.0\.1:{port}/")
+        dev.read_until(r"SQS \(moto\) at http://127\.0\.0\.1:\d+")
+        dev.read_until(rf"open http://127\.0\.0\.1:{port}/")
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -131,15 +101,11 @@ def test_dev_cloud_runs_the_cloud_shape_and_ctrl_c_stops_it(tmp_path: Path) -> N
         answer = requests.post(f"http://127.0.0.1:{port}/codes", data={"mobile": phone}, timeout=5)
         assert answer.status_code == 202
         # then the Lambda handler, fed by the poller, prints the SMS, and the code verifies
-        code = read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
+        code = dev.read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
         body = {"phone": phone, "code": code}
         verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
         assert verified.json() == {"status": "success"}
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while _group_alive(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _group_alive(process.pid), "smscode dev --cloud left processes running"
-    assert "Traceback" not in log.read_text(errors="replace")
+        dev.interrupt()
+    assert dev.group_gone(), "smscode dev --cloud left processes running"
+    assert "Traceback" not in dev.output()
