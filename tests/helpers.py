@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
 import requests
 
 from smscode.embedded import free_port
@@ -135,6 +136,7 @@ class DevCommand:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._started: list[psutil.Process] = []
 
     def output(self) -> str:
         """Everything the command printed so far."""
@@ -151,16 +153,23 @@ class DevCommand:
 
     def interrupt(self) -> None:
         """Ctrl-C, which a terminal sends to the whole foreground process group."""
+        self._started = psutil.Process(self.process.pid).children(recursive=True)
         os.killpg(self.process.pid, signal.SIGINT)
         self.process.wait(timeout=30)
 
     def group_gone(self, timeout: float = 10) -> bool:
-        """Whether every process of the group has exited within `timeout`."""
+        """Whether the group and every process dev had started have exited within `timeout`.
+
+        The processes are those alive just before the interrupt, whatever group they lead.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 os.killpg(self.process.pid, 0)
             except ProcessLookupError:
-                return True
+                _, alive = psutil.wait_procs(
+                    self._started, timeout=max(0.1, deadline - time.monotonic())
+                )
+                return not alive
             time.sleep(0.1)
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
@@ -81,10 +82,19 @@ def worker(_: argparse.Namespace) -> None:
     ])  # fmt: skip
 
 
+def _signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, sig)
+
+
 def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Stop each child with everything it started (gunicorn's workers), in 10 s at most.
+
+    Each child leads its own process group: a gunicorn worker whose master was killed, or
+    that lingers after its master exits, is still in that group and gets the final SIGKILL.
+    """
     for child in children:
-        if child.poll() is None:
-            child.terminate()
+        _signal_group(child, signal.SIGTERM)
     deadline = time.monotonic() + 10
     for child in children:
         try:
@@ -92,6 +102,7 @@ def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        _signal_group(child, signal.SIGKILL)
 
 
 def dev(args: argparse.Namespace) -> None:
@@ -127,7 +138,8 @@ def dev(args: argparse.Namespace) -> None:
     try:
         for command in ("serve",) if cloud else ("serve", "worker"):
             argv = [sys.executable, "-m", "smscode", command]
-            children.append(subprocess.Popen(argv, env=env))  # noqa: S603
+            # Own process groups: Ctrl-C reaches dev alone, and dev stops each whole tree.
+            children.append(subprocess.Popen(argv, env=env, start_new_session=True))  # noqa: S603
         if cloud is not None:
             cloud.start_poller()
         # Print the URL once it answers, so whoever follows it (a person, a test) is not refused.
