@@ -69,6 +69,7 @@ STATUS_MESSAGES: dict[str, str] = {
     "160054": "【短信】请求重复",
     "160055": "【短信】用户请求reqId格式有误",
     "160057": "【短信】短信模板ID有误",
+    "172001": "网络错误",
 }
 
 _PATH_RE = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)/SMS/TemplateSMS$")
@@ -428,8 +429,13 @@ class FakeRonglian:
         port: int = 0,
         latency: float = 0.0,
         slow_seconds: float = 7.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(SHANGHAI),
     ) -> None:
-        """Configure the fake; call start() (or use `with`) to serve."""
+        """Configure the fake; call start() (or use `with`) to serve.
+
+        `clock` is the fake's "now" for the 24-hour timestamp window: a test that must not
+        depend on when it runs freezes it, or moves it on.
+        """
         self.acc_id = acc_id
         self.acc_token = acc_token
         self.app_id = app_id
@@ -437,6 +443,7 @@ class FakeRonglian:
         self.port = port
         self.latency = latency
         self.slow_seconds = slow_seconds
+        self.clock = clock
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -632,7 +639,7 @@ class FakeRonglian:
         when = _parse_timestamp(timestamp)
         if when is None:
             raise _Rejected("111107")
-        if abs(datetime.now(SHANGHAI) - when) > _MAX_SKEW:
+        if abs(self.clock() - when) > _MAX_SKEW:
             raise _Rejected("111106")
         sigs = parse_qs(query, keep_blank_values=True).get("sig")
         if not sigs or not sigs[0]:

@@ -47,11 +47,12 @@ def server() -> Iterator[FakeRonglian]:
 
 @pytest.fixture
 def fake(server: FakeRonglian) -> Iterator[FakeRonglian]:
+    clock = server.clock
     server.reset()
     server.latency, server.slow_seconds = 0.0, 0.5
     yield server
     server.reset()
-    server.latency, server.slow_seconds = 0.0, 0.5
+    server.latency, server.slow_seconds, server.clock = 0.0, 0.5, clock
 
 
 @pytest.fixture
@@ -288,13 +289,35 @@ def test_authorization_errors(fake: FakeRonglian, authorization: str | None, cod
         ("20240230000000", "111107"),
         ("20240101250000", "111107"),
         ("２０２４０１０１０００００", "111107"),
-        (ts(-timedelta(hours=24, minutes=5)), "111106"),
-        (ts(timedelta(hours=24, minutes=5)), "111106"),
-        (ts(-timedelta(hours=23, minutes=50)), "000000"),
-        (ts(timedelta(hours=23, minutes=50)), "000000"),
     ],
 )
-def test_timestamp_checks(fake: FakeRonglian, stamp: str, code: str) -> None:
+def test_malformed_timestamps(fake: FakeRonglian, stamp: str, code: str) -> None:
+    assert status_of(post(fake, timestamp=stamp)) == code
+
+
+# Offsets, not stamps: a stamp made at collection goes stale while the rest of the suite
+# runs (5 minutes later, "now + 24 h 5 min" is inside the window). Each stamp is made from
+# the fake's own clock when the request is sent.
+@pytest.mark.parametrize(
+    ("offset", "code"),
+    [
+        (-timedelta(hours=24, minutes=5), "111106"),
+        (timedelta(hours=24, minutes=5), "111106"),
+        (-timedelta(hours=23, minutes=50), "000000"),
+        (timedelta(hours=23, minutes=50), "000000"),
+    ],
+)
+@pytest.mark.parametrize(
+    "elapsed", [timedelta(0), timedelta(minutes=10)], ids=["now", "10-min-later"]
+)
+def test_timestamp_window(
+    fake: FakeRonglian, offset: timedelta, code: str, elapsed: timedelta
+) -> None:
+    # given a fake whose clock has moved on by `elapsed` since the test was collected
+    fake.clock = lambda: datetime.now(SHANGHAI) + elapsed
+    # when a request is stamped `offset` away from the fake's now
+    stamp = (fake.clock() + offset).strftime("%Y%m%d%H%M%S")
+    # then only stamps inside the 24-hour window are accepted
     assert status_of(post(fake, timestamp=stamp)) == code
 
 
