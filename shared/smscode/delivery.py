@@ -108,7 +108,8 @@ class Deliverer:
             return Outcome.SENT
         if isinstance(result, Failed):
             finish(state="failed", token=token)
-            log.error("provider refused: %s", result.reason, extra=extra)
+            metrics.permanent_failure(result.status_code)
+            log.error("provider refused for good: %s", result.reason, extra=extra)
             return Outcome.FAILED
         finish(state=None, token=token)
         log.warning("will retry: %s (%s)", result.reason, type(result).__name__, extra=extra)

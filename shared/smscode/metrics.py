@@ -28,6 +28,11 @@ SENDS = Counter("smscode_sends_accepted", "Sends accepted (202) and queued for d
 REJECTIONS = Counter("smscode_send_rejections", "Sends refused by a cap, by reason.", ["reason"])
 VERIFICATIONS = Counter("smscode_verifications", "Verification attempts, by outcome.", ["outcome"])
 DELIVERIES = Counter("smscode_deliveries", "Delivery attempts, by outcome.", ["outcome"])
+PERMANENT_FAILURES = Counter(
+    "smscode_provider_permanent_failures",
+    "Sends a provider refused for good (account, template, number), by its status code.",
+    ["code"],
+)
 PROVIDER_LATENCY = Histogram(
     "smscode_provider_latency_seconds",
     "Time of one call to the SMS provider, answered or not.",
@@ -38,6 +43,7 @@ _COUNTERS = {
     "send_rejections": REJECTIONS,
     "verifications": VERIFICATIONS,
     "deliveries": DELIVERIES,
+    "provider_permanent_failures": PERMANENT_FAILURES,
 }
 # Raw latencies since the last EMF flush: CloudWatch computes percentiles from values, not
 # buckets. Bounded so a process that never flushes (self-hosted) cannot grow without end.
@@ -62,6 +68,11 @@ def send_rejected(reason: str) -> None:
 def verified(outcome: str) -> None:
     """Count one verification attempt by its store outcome (ok, invalid, none, burned, locked)."""
     VERIFICATIONS.labels(outcome=outcome).inc()
+
+
+def permanent_failure(code: str) -> None:
+    """Count one send a provider refused for good, by the provider's status code."""
+    PERMANENT_FAILURES.labels(code=code or "unknown").inc()
 
 
 def counts_deliveries(deliver: Callable[[S, M], OutcomeT]) -> Callable[[S, M], OutcomeT]:

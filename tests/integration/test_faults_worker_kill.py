@@ -20,7 +20,7 @@ import redis
 from kombu import Connection
 
 from tests.conftest import stack_env
-from tests.fakes.ronglian import FakeRonglian
+from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import Server, Worker
 from tests.integration.test_faults_common import (
     FAST,
@@ -48,9 +48,15 @@ def rabbitmq_reachable() -> bool:
 
 
 def kill_run(
-    client: redis.Redis, broker: redis.Redis | None, fake: FakeRonglian, env: dict[str, str]
+    client: redis.Redis,
+    broker: redis.Redis | None,
+    fake: FakeRonglian,
+    env: dict[str, str],
+    *,
+    sends_count: int = 500,
+    pause: tuple[float, float] = (0.2, 1.5),
 ) -> tuple[Counts, int]:
-    """500 sends; SIGKILL the worker at random moments (at least 4 times) and restart it."""
+    """`sends_count` sends; SIGKILL the worker every `pause` seconds (at least 4 times)."""
     fake.latency = 0.05  # deliveries overlap the kills instead of finishing at once
     server = Server(env)
     workers: list[Worker] = []
@@ -59,11 +65,13 @@ def kill_run(
     try:
         with started(server):
             workers.append(Worker(env).start())
-            traffic = threading.Thread(target=lambda: sends.extend(post_many(server.url, 500)))
+            traffic = threading.Thread(
+                target=lambda: sends.extend(post_many(server.url, sends_count))
+            )
             traffic.start()
             # no warm shutdown, nothing acknowledged: the worker just vanishes
             while traffic.is_alive() or kills < 4:
-                time.sleep(random.uniform(0.2, 1.5))
+                time.sleep(random.uniform(*pause))
                 workers[-1].kill()
                 kills += 1
                 workers.append(Worker(env).start())
@@ -117,5 +125,31 @@ def test_500_sends_through_redis_survive_a_worker_killed_at_random_moments(
         broker.close()
     report(f"Redis broker, worker SIGKILLed {kills} times", counts, fake_ronglian)
     assert counts.accepted == 500
+    assert counts.lost == 0
+    assert counts.duplicates == 0
+
+
+@pytest.mark.slow
+def test_300_sends_with_30_percent_172001_or_http_500_while_the_worker_is_killed(
+    redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
+) -> None:
+    # given Ronglian answering 30 % of calls with statusCode 172001 or HTTP 500 (the issue's
+    # case: 172001 was taken as permanent and 14-17 % of sends were lost)
+    broker_url = broker_db(redis_url, 5)
+    broker = redis.Redis.from_url(broker_url, decode_responses=True)
+    broker.flushdb()
+    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+    fake_ronglian.chaos(0.3, [(Fault.STATUS, "172001"), Fault.HTTP_500])
+    try:
+        # when 300 distinct phones ask while the worker is SIGKILLed every 1-3 s
+        counts, kills = kill_run(
+            redis_client, broker, fake_ronglian, env, sends_count=300, pause=(1.0, 3.0)
+        )
+    finally:
+        broker.flushdb()
+        broker.close()
+    report(f"172001/HTTP 500 at 30 %, worker SIGKILLed {kills} times", counts, fake_ronglian)
+    # then every accepted send got exactly one SMS
+    assert counts.accepted == 300
     assert counts.lost == 0
     assert counts.duplicates == 0

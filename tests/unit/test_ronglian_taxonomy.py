@@ -75,9 +75,16 @@ OK = json.dumps({"statusCode": "000000", "templateSMS": {"smsMessageSid": "abc"}
         (200, answer("111111"), True, NotSent),  # concurrency limit
         (200, answer("160000"), True, NotSent),  # system error
         (200, answer("111106"), True, NotSent),  # timestamp expired: the retry stamps afresh
+        (200, answer("172001"), True, MaybeSent),  # "network error" from the server: retry
+        (200, answer("172001"), False, MaybeSent),
+        (200, answer("999999"), True, MaybeSent),  # a code not in the table: retry, not drop
+        (200, answer("160099"), True, MaybeSent),
+        (200, answer("111143"), True, Failed),  # token invalid
+        (200, answer("112311"), True, Failed),  # template missing
         (500, b"<html>nginx</html>", True, MaybeSent),
         (502, b"", True, MaybeSent),
         (429, b"", True, NotSent),
+        (408, b"", True, MaybeSent),
         (404, b"<html>404</html>", True, Failed),
         (200, b"<html>{statusCode:", True, MaybeSent),  # unparseable: maybe it went out
         (200, b'{"no": "code"}', True, MaybeSent),

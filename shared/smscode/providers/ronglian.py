@@ -39,14 +39,33 @@ def _codes(*spans: tuple[int, int]) -> frozenset[str]:
     return frozenset(str(code) for low, high in spans for code in range(low, high + 1))
 
 
-# Ronglian status codes worth another try (REFERENCE.md); every other code is permanent.
-RETRYABLE = _codes(
+# Ronglian's statusCodes (REFERENCE.md), each classed once. A code in neither set, 172001
+# ("network error", which the server also answers) included, is *maybe sent*: retried with
+# the same reqId until the code expires, never dropped. reqId makes a repeat harmless.
+NOT_SENT = _codes(
     (111000, 111099),  # unknown or internal error
     (111106, 111106),  # timestamp expired: clock skew, the next try stamps afresh
     (111111, 111111),  # concurrency limit exceeded
     (160000, 160010),  # system error, channel busy
     (160050, 160050),  # send failed
     (160063, 160064),  # send failed
+)
+# Where a retry cannot help: the account, app, template, number or content is wrong.
+PERMANENT = _codes(
+    (111100, 111105),  # account in the URL, Authorization missing or undecodable
+    (111107, 111110),  # timestamp format, sig missing or wrong, SoftVersion
+    (111113, 111113),
+    (111128, 111143),  # main account: not activated, paused, closed, balance, token
+    (111169, 111182),  # app id empty, invalid, deleted, disabled, unpublished, not owned
+    (112300, 112311),  # empty number or body, SMS not enabled, app offline, no template
+    (113302, 113302),  # test template to an unregistered number
+    (160030, 160049),  # body, template, blacklist, length, per-number caps, number format
+    (160051, 160053),  # unsubscribed number, template variables, IP whitelist
+    (160054, 160054),  # a repeated request that is not ours (we sent no reqId)
+    (160055, 160062),  # reqId, duplicate content, template id, international, schedule
+    (160065, 160074),
+    (172003, 172007),  # bad answer body, empty IP, account, token or appId (SDK side)
+    (172012, 172012),
 )
 
 
@@ -106,6 +125,8 @@ def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result
         return MaybeSent(f"HTTP {status}", str(status))
     if status == 429:  # throttled in front of the API: the request was refused, not sent
         return NotSent("HTTP 429", str(status))
+    if status == 408:  # the proxy gave up waiting: Ronglian may have it
+        return MaybeSent("HTTP 408", str(status))
     if status != 200:
         return Failed(f"HTTP {status}", str(status))
     try:
@@ -119,9 +140,11 @@ def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result
     if code == REPEATED_REQ_ID and with_req_id:
         return Sent(sid="", repeat=True, status_code=code)
     message = str(answer.get("statusMsg", ""))[:200]
-    if code in RETRYABLE:
+    if code in NOT_SENT:
         return NotSent(message or "retryable refusal", code)
-    return Failed(message or "refused", code)
+    if code in PERMANENT:
+        return Failed(message or "refused", code)
+    return MaybeSent(message or "unknown status", code)
 
 
 def classify_error(error: Exception) -> Result:
