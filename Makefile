@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev dev-cloud lambda-deps test lint bench
+.PHONY: dev dev-cloud lambda-deps check test lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
+
+# The loop to run after every edit: lint, types, import rules and the unit tests, with no
+# server reachable (REDIS_URL is pointed at a closed port so nothing can reach one).
+check: lint
+	REDIS_URL=redis://127.0.0.1:9/0 $(BIN)/python -m pytest -q tests/unit
 
 # The browser test drives Debian's Chromium, never a browser Playwright downloads.
 # CI runs as root; elsewhere sudo asks once. CJK fonts let the Chinese page render.
@@ -39,7 +45,7 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk'
 
-test: $(STAMP) $(CHROMIUM) lint
+test: $(STAMP) $(CHROMIUM) check
 	$(BIN)/python -m pytest
 
 # Speed, measured: every figure next to a reference from the same run (bench/README.md).

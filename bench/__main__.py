@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from bench import cold, delivery, e2e, http_path, load, publish, stack
 from bench.phones import PhoneBases
 from bench.report import Report
-from smscode.embedded import EmbeddedRedis
+from smscode_dev.embedded import EmbeddedRedis
 
 PROVIDER_LATENCY = 0.100  # seconds, the fake's answer time for delivery and end to end
 

@@ -17,13 +17,13 @@ MODULES = {
     "functions/issue_code (HTTP)": (ROOT / "functions" / "issue_code", "main"),
     "functions/deliver_sms (queue)": (ROOT / "functions" / "deliver_sms", "main"),
     # What each Lambda entry needs without functions-framework: the proposed fix's floor.
-    "smscode.lambda_http alone (no functions-framework)": (
+    "smscode.entrypoints.apigw alone (no functions-framework)": (
         ROOT / "functions" / "issue_code",
-        "smscode.lambda_http",
+        "smscode.entrypoints.apigw",
     ),
-    "smscode.batch alone (no functions-framework)": (
+    "smscode.entrypoints.intake alone (no functions-framework)": (
         ROOT / "functions" / "deliver_sms",
-        "smscode.batch",
+        "smscode.entrypoints.intake",
     ),
 }
 _TIMED = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"

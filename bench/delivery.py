@@ -13,7 +13,7 @@ import redis
 
 from bench import stack
 from bench.phones import PhoneBases
-from smscode.messages import DeliveryMessage
+from smscode.domain.messages import DeliveryMessage
 
 
 @dataclass
@@ -40,7 +40,7 @@ def _issue(env: dict[str, str], n: int, base: int, publisher: Any | None) -> Non
     """Issue n codes through the real service (and store), publishing as configured."""
     os.environ.update(env)
     from smscode import bootstrap
-    from smscode.service import CodeService
+    from smscode.service_layer.send import CodeService
     from smscode.settings import get_settings
 
     bootstrap.reset()
@@ -97,7 +97,7 @@ def _sqs_process(env: dict[str, str], payloads: list[str], invocations: int) -> 
     os.environ.update(env)
     # Log lines are still formatted (that CPU is part of the cost), just not shown.
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-    from smscode.batch import handle_sqs_batch
+    from smscode.entrypoints.sqs import handle_sqs_batch
 
     events = [
         {"Records": [{"messageId": f"m{i + j}", "body": body} for j, body in enumerate(chunk)]}
@@ -113,7 +113,7 @@ def sqs(
     env: dict[str, str], fake: stack.FakeProvider, bases: PhoneBases,
     n: int, processes: int, invocations: int,
 ) -> DeliveryFigure:  # fmt: skip
-    """The Lambda SQS handler (`smscode.batch.handle_sqs_batch`) on batches of 10 records.
+    """The Lambda SQS handler (`smscode.entrypoints.sqs.handle_sqs_batch`) on batches of 10 records.
 
     Each process stands for the CPU of one core; `invocations` concurrent calls per process
     stand for that many warm Lambda containers, each busy with one batch.

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from smscode.messages import DeliveryMessage
-from smscode.publishers.celery import CeleryPublisher
+from smscode.adapters.publishers.celery import CeleryPublisher
+from smscode.domain.messages import DeliveryMessage
 
 
 @dataclass
@@ -28,7 +28,6 @@ def _message() -> DeliveryMessage:
         message_id=uuid.uuid4().hex,
         request_id=uuid.uuid4().hex,
         phone="+8613900000000",
-        template_id="1",
         sealed_code="x" * 40,
         minutes=5,
         created_at=now,

@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from smscode.embedded import free_port
+from smscode_dev.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_SECRET = "bench-secret-0123456789abcdefghij"  # noqa: S105  (a throwaway store)

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from smscode.cloud_dev import LocalCloud
+from smscode_dev.cloud import LocalCloud
 
 EVENTS = Path(__file__).parent / "events"
 SAMPLE_PHONE = "13800138000"
@@ -56,7 +56,8 @@ def pubsub_cloud_event(payload: str) -> dict[str, Any]:
 
 def configure(monkeypatch: Any, env: dict[str, str]) -> None:
     """Put `env` in this process's environment and forget everything built from the old one."""
-    from smscode import bootstrap, ssm
+    from smscode import bootstrap
+    from smscode.adapters import ssm
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)

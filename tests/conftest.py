@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from smscode.embedded import EmbeddedRedis
+from smscode_dev.embedded import EmbeddedRedis
 from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
 from tests.helpers import Server, Worker
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from smscode.embedded import free_port
-from smscode.phones import normalize
+from smscode.domain.phones import normalize
+from smscode_dev.embedded import free_port
 
 # Mobile blocks phonenumbers knows as valid; the rest of the digits are random, so tests
 # rarely share a phone or a seven-digit prefix.

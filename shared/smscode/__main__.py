@@ -1,5 +1,5 @@
 """`python -m smscode` runs the command line."""
 
-from smscode.cli import main
+from smscode.entrypoints.cli import main
 
 main()

@@ -1,29 +1,31 @@
-"""The one place that picks the concrete provider and publisher from settings, per process."""
+"""The one place that builds concrete adapters from settings, once per process."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
 
-from smscode import logs, metrics
-from smscode.api import Api
-from smscode.delivery import Deliverer
-from smscode.providers import Provider
-from smscode.publishers import Publisher
-from smscode.sealing import Sealer
-from smscode.service import CodeService
+from smscode.adapters import logs
+from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
+from smscode.adapters.redis_store import RedisStore, connect
+from smscode.domain.policy import Limits, Policy
+from smscode.domain.sealing import Sealer
+from smscode.service_layer.deliver import Deliverer
+from smscode.service_layer.intake import receive
+from smscode.service_layer.ports import Provider, Publisher
+from smscode.service_layer.send import Sender
+from smscode.service_layer.verify import Verifier
 from smscode.settings import Settings, get_settings
-from smscode.store import Store, connect
 
 
 def _console(_: Settings) -> Provider:
-    from smscode.providers.console import ConsoleProvider
+    from smscode.adapters.providers.console import ConsoleProvider
 
     return ConsoleProvider()
 
 
 def _ronglian(settings: Settings) -> Provider:
-    from smscode.providers.ronglian import Credentials, RonglianProvider
+    from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
 
     # Settings already refused a ronglian provider without these three.
     assert settings.ronglian_acc_id
@@ -36,6 +38,7 @@ def _ronglian(settings: Settings) -> Provider:
     )
     return RonglianProvider(
         creds,
+        template_id=settings.ronglian_template_id,
         base_url=settings.ronglian_base_url,
         connect_timeout=settings.ronglian_connect_timeout_seconds,
         read_timeout=settings.ronglian_read_timeout_seconds,
@@ -44,7 +47,7 @@ def _ronglian(settings: Settings) -> Provider:
 
 
 def _celery(settings: Settings) -> Publisher:
-    from smscode.publishers.celery import CeleryPublisher
+    from smscode.adapters.publishers.celery import CeleryPublisher
 
     return CeleryPublisher(
         settings.broker_url,
@@ -56,17 +59,17 @@ def _celery(settings: Settings) -> Publisher:
 
 
 def _sqs(settings: Settings) -> Publisher:
-    from smscode.publishers.sqs import SqsPublisher
+    from smscode.adapters.publishers.sqs import SqsPublisher
 
     assert settings.sqs_queue_url  # Settings refused sqs without a queue URL
     return SqsPublisher(settings.sqs_queue_url)
 
 
 def _inline(settings: Settings) -> Publisher:
-    from smscode.publishers.inline import InlinePublisher
+    from smscode.adapters.publishers.inline import InlinePublisher
 
     return InlinePublisher(
-        deliverer().deliver,
+        lambda payloads: receive(payloads, deliverer().deliver),
         retry_base=settings.delivery_retry_base_seconds,
         retry_cap=settings.delivery_retry_max_seconds,
     )
@@ -80,56 +83,80 @@ PUBLISHERS: dict[str, Callable[[Settings], Publisher]] = {
 }
 
 
+def policy(settings: Settings) -> Policy:
+    """The use cases' rules, from the settings."""
+    return Policy(
+        code_length=settings.code_length,
+        limits=Limits(
+            code_ttl=settings.code_ttl_seconds,
+            resend_interval=settings.resend_interval_seconds,
+            phone_daily=settings.phone_daily_limit,
+            ip_hourly=settings.ip_hourly_limit,
+            prefix_hourly=settings.prefix_hourly_limit,
+            global_minute=settings.global_minute_limit,
+        ),
+        max_verify_attempts=settings.max_verify_attempts,
+        verify_failures_daily=settings.verify_failures_daily_limit,
+        allowed_prefixes=settings.send_allowed_prefixes,
+        test_phones=settings.test_phones,
+    )
+
+
 @cache
-def _logging() -> None:
+def logging() -> None:
+    """JSON log lines at LOG_LEVEL, set up once per process."""
     logs.setup(get_settings().log_level)
 
 
 @cache
-def store() -> Store:
+def store() -> RedisStore:
     """The process's Redis store (connections are made lazily, on first command)."""
-    return Store(connect(get_settings().redis_url))
+    return RedisStore(connect(get_settings().redis_url))
 
 
 @cache
 def sealer() -> Sealer:
     """The process's code sealer."""
-    return Sealer(get_settings().code_secret.get_secret_value().encode())
+    return Sealer(_secret())
+
+
+def _secret() -> bytes:
+    return get_settings().code_secret.get_secret_value().encode()
 
 
 @cache
 def deliverer() -> Deliverer:
-    """The process's delivery core, with the configured provider."""
+    """The process's deliver use case, with the configured provider."""
     settings = get_settings()
-    _logging()
+    logging()
     # The lease must outlast one provider call so a slow answer never overlaps a retry.
     lease = 2 * (settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds)
     return Deliverer(
         store(),
-        metrics.TimedProvider(PROVIDERS[settings.sms_provider](settings)),
+        TimedProvider(PROVIDERS[settings.sms_provider](settings)),
         sealer(),
+        PrometheusMetrics(),
         lease_seconds=lease,
         recheck_seconds=settings.delivery_recheck_seconds,
     )
 
 
 @cache
-def service() -> CodeService:
-    """The process's code service, with the configured publisher."""
+def sender() -> Sender:
+    """The process's send use case, with the configured publisher."""
     settings = get_settings()
     publisher = PUBLISHERS[settings.delivery_backend](settings)
-    return CodeService(settings, store(), publisher, sealer())
+    return Sender(policy(settings), store(), publisher, sealer(), _secret(), PrometheusMetrics())
 
 
 @cache
-def api() -> Api:
-    """The HTTP API every adapter dispatches to."""
-    _logging()
-    return Api(service, lambda: store().ping())
+def verifier() -> Verifier:
+    """The process's verify use case."""
+    return Verifier(policy(get_settings()), store(), _secret(), PrometheusMetrics())
 
 
 def reset() -> None:
     """Forget the settings and everything built from them (for tests that change the env)."""
     get_settings.cache_clear()
-    for built in (_logging, store, sealer, deliverer, service, api):
+    for built in (logging, store, sealer, deliverer, sender, verifier):
         built.cache_clear()

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from smscode import phones
-from smscode.errors import InvalidPhone
+from smscode.domain import phones
+from smscode.domain.errors import InvalidPhone
 
 
 class SettingsError(Exception):

@@ -14,13 +14,13 @@ import pytest
 import redis
 
 from smscode import bootstrap
-from smscode.batch import handle_sqs_batch
-from smscode.cloud_dev import LocalCloud, lambda_handler, to_record
-from smscode.delivery import Outcome
-from smscode.lambda_http import handle_event
-from smscode.messages import DeliveryMessage
-from smscode.publishers import PublishError
-from smscode.publishers.sqs import SqsPublisher
+from smscode.adapters.publishers.sqs import SqsPublisher
+from smscode.domain.messages import DeliveryMessage
+from smscode.entrypoints.apigw import handle_event
+from smscode.entrypoints.sqs import handle_sqs_batch
+from smscode.service_layer.deliver import Outcome
+from smscode.service_layer.ports import PublishError
+from smscode_dev.cloud import LocalCloud, lambda_handler, to_record
 from tests.cloud_helpers import (
     configure,
     load_event,
@@ -221,7 +221,6 @@ def _message() -> DeliveryMessage:
         message_id=uuid.uuid4().hex,
         request_id=uuid.uuid4().hex,
         phone="+8613800138000",
-        template_id="1",
         sealed_code="sealed",
         minutes=5,
         created_at=now,

@@ -13,9 +13,9 @@ import redis
 import requests
 
 from smscode import bootstrap
-from smscode.cloud_dev import LocalCloud, failed_ids
-from smscode.embedded import free_port
-from smscode.lambda_http import handle_event
+from smscode.entrypoints.apigw import handle_event
+from smscode_dev.cloud import LocalCloud, failed_ids
+from smscode_dev.embedded import free_port
 from tests.cloud_helpers import configure, load_event, new_cloud
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault

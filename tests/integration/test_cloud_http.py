@@ -15,15 +15,15 @@ import redis
 import requests
 
 from smscode import bootstrap
-from smscode.cloud_dev import LocalCloud, lambda_handler
-from smscode.lambda_http import handle_event
+from smscode.entrypoints.apigw import handle_event
+from smscode_dev.cloud import LocalCloud, lambda_handler
 from tests.cloud_helpers import EVENTS, api_event, configure, event_body, load_event, new_cloud
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, fresh_phone
 
 Answer = tuple[int, dict[str, str], Any]
-ISSUE_SOURCE = Path(__file__).parents[2] / "functions" / "issue_code" / "main.py"
+ISSUE_SOURCE = Path(__file__).parents[2] / "functions" / "issue_code" / "handler.py"
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_secrets_come_from_ssm_parameters_at_cold_start(
     assert (status, body["error"]) == (503, "unavailable")
 
 
-def test_the_page_on_lambda_needs_neither_boto3_nor_redis(
+def test_the_page_on_lambda_needs_neither_boto3_nor_redis_nor_flask_nor_celery(
     lambda_env: dict[str, str], tmp_path: Path
 ) -> None:
     # a fresh interpreter, as a cold start: import the handler, answer GET /
@@ -206,13 +206,13 @@ def test_the_page_on_lambda_needs_neither_boto3_nor_redis(
         "main = importlib.util.module_from_spec(spec); spec.loader.exec_module(main)\n"
         f"event = json.load(open({str(EVENTS / 'apigw_get_page.json')!r}))\n"
         "answer = main.lambda_handler(event, None)\n"
-        "print(answer['statusCode'], 'boto3' in sys.modules, 'celery' in sys.modules)\n"
+        "print(answer['statusCode'], *(m in sys.modules for m in ('boto3', 'celery', 'flask')))\n"
     )
     env = {**os.environ, **lambda_env, "REDIS_URL": "redis://127.0.0.1:1/0"}
     run = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     )
-    assert run.stdout.split() == ["200", "False", "False"]
+    assert run.stdout.split() == ["200", "False", "False", "False"]
 
 
 @pytest.mark.parametrize(

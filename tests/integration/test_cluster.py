@@ -12,9 +12,9 @@ import redis
 import requests
 from redis.cluster import RedisCluster
 
-from smscode import keys
-from smscode.embedded import EmbeddedRedis, free_port, server_binary
-from smscode.store import connect
+from smscode.adapters import keys
+from smscode.adapters.redis_store import connect
+from smscode_dev.embedded import EmbeddedRedis, free_port, server_binary
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from smscode.embedded import free_port
+from smscode_dev.embedded import free_port
 from tests.helpers import DevCommand, fresh_phone
 
 

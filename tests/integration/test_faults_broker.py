@@ -6,8 +6,8 @@ import pytest
 import redis
 import requests
 
-from smscode import keys
-from smscode.embedded import EmbeddedRedis, free_port
+from smscode.adapters import keys
+from smscode_dev.embedded import EmbeddedRedis, free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import redis
 import requests
 
-from smscode import keys
+from smscode.adapters import keys
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone
 

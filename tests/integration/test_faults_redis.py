@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from smscode.embedded import EmbeddedRedis, free_port
+from smscode_dev.embedded import EmbeddedRedis, free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone

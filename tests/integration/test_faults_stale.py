@@ -10,8 +10,8 @@ import pytest
 import redis
 import requests
 
-from smscode.messages import DeliveryMessage
-from smscode.sealing import Sealer
+from smscode.domain.messages import DeliveryMessage
+from smscode.domain.sealing import Sealer
 from tests.conftest import CODE_SECRET, stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone

@@ -10,8 +10,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from smscode import metrics
-from smscode.embedded import free_port
+from smscode.adapters import metrics
+from smscode_dev.embedded import free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone
@@ -77,9 +77,9 @@ def test_flush_emf_prints_what_changed_since_the_last_flush(
     # given: whatever earlier flushes in this process emitted is forgotten
     metrics.flush_emf()
     capsys.readouterr()
-    metrics.send_accepted()
-    metrics.send_accepted()
-    metrics.send_rejected("phone_daily")
+    metrics.PrometheusMetrics().send_accepted()
+    metrics.PrometheusMetrics().send_accepted()
+    metrics.PrometheusMetrics().send_rejected("phone_daily")
     # when
     metrics.flush_emf()
     # then: one EMF object per changed counter, with the increase as its value

@@ -8,11 +8,13 @@ fail.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import pytest
 import redis
 
-from smscode.providers import Provider, Result
+from smscode.domain.outcomes import Result, Sms
+from smscode.service_layer.ports import Provider
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import Server, Worker, fresh_phone
@@ -39,13 +41,14 @@ class WithoutReqId:
     def __init__(self, inner: Provider) -> None:
         self._inner = inner
 
-    def send(self, *, to: str, template_id: str, datas: list[str], req_id: str) -> Result:
-        return self._inner.send(to=to, template_id=template_id, datas=datas, req_id=None)  # type: ignore[arg-type]
+    def send(self, sms: Sms) -> Result:
+        return self._inner.send(replace(sms, key=None))
 
 
 def run_worker_without_req_id() -> None:
     """`smscode worker` with the ronglian provider wrapped in WithoutReqId."""
-    from smscode import bootstrap, cli
+    from smscode import bootstrap
+    from smscode.entrypoints import cli
 
     real = bootstrap.PROVIDERS["ronglian"]
     bootstrap.PROVIDERS["ronglian"] = lambda settings: WithoutReqId(real(settings))

@@ -26,7 +26,7 @@ from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server
 
-SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "smscode" / "openapi.yaml"
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -117,7 +117,7 @@ def test_openapi_is_served_and_is_the_repository_copy(api: str) -> None:
     answer = requests.get(f"{api}/openapi.yaml", timeout=5)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "application/yaml"
-    root = Path(__file__).resolve().parents[2] / "openapi.yaml"
+    root = Path(__file__).resolve().parents[2] / "shared" / "smscode" / "openapi.yaml"
     assert answer.content == root.read_bytes()
     spec = yaml.safe_load(answer.text)
     assert spec["openapi"].startswith("3.1")

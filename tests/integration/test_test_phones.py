@@ -11,7 +11,7 @@ import pytest
 import redis
 import requests
 
-from smscode import keys
+from smscode.adapters import keys
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, fresh_phone

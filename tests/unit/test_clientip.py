@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smscode import keys
-from smscode.clientip import client_ip
-from smscode.lambda_http import to_request
+from smscode.adapters import keys
+from smscode.entrypoints.apigw import to_request
+from smscode.entrypoints.clientip import client_ip
 from smscode.settings import get_settings
 
 SOCKET = "10.0.0.1"

@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smscode import codes
+from smscode.domain import codes
 
 DRAWS = 100_000
 # Chi-square critical values at p = 0.001 (from tables), so a fair generator fails 1 run in 1000.

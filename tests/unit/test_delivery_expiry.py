@@ -11,15 +11,18 @@ from collections.abc import Callable
 
 import redis
 
-from smscode import keys
-from smscode.delivery import Deliverer, Outcome
-from smscode.embedded import free_port
-from smscode.messages import DeliveryMessage
-from smscode.providers.ronglian import Credentials, RonglianProvider
-from smscode.sealing import Sealer
-from smscode.service import CodeService
+from smscode.adapters import keys
+from smscode.adapters.metrics import PrometheusMetrics
+from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
+from smscode.adapters.redis_store import RedisStore, connect
+from smscode.bootstrap import policy
+from smscode.domain.messages import DeliveryMessage
+from smscode.domain.outcomes import Outcome
+from smscode.domain.sealing import Sealer
+from smscode.service_layer.deliver import Deliverer
+from smscode.service_layer.send import Sender
 from smscode.settings import Settings
-from smscode.store import Store, connect
+from smscode_dev.embedded import free_port
 from tests.conftest import CODE_SECRET
 from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
 from tests.helpers import fresh_phone
@@ -37,11 +40,13 @@ class ListQueue:
         self.messages.append(message)
 
 
-def issue(redis_url: str) -> tuple[CodeService, DeliveryMessage]:
+def issue(redis_url: str) -> tuple[Sender, DeliveryMessage]:
     """One accepted send through the real service; returns it and its queued message."""
     settings = Settings(redis_url=redis_url, code_secret=CODE_SECRET, code_ttl_seconds=TTL)  # type: ignore[arg-type]
     queue = ListQueue()
-    service = CodeService(settings, Store(connect(redis_url)), queue, Sealer(CODE_SECRET.encode()))
+    secret = CODE_SECRET.encode()
+    store = RedisStore(connect(redis_url))
+    service = Sender(policy(settings), store, queue, Sealer(secret), secret, PrometheusMetrics())
     service.issue(fresh_phone(), "127.0.0.1")
     [message] = queue.messages
     return service, message
@@ -49,9 +54,12 @@ def issue(redis_url: str) -> tuple[CodeService, DeliveryMessage]:
 
 def deliverer(store_url: str, base_url: str, clock: Callable[[], float]) -> Deliverer:
     creds = Credentials(DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID)
-    provider = RonglianProvider(creds, base_url=base_url, connect_timeout=0.5, read_timeout=0.5)
-    store = Store(connect(store_url))
-    return Deliverer(store, provider, Sealer(CODE_SECRET.encode()), lease_seconds=2, clock=clock)
+    provider = RonglianProvider(
+        creds, template_id="1", base_url=base_url, connect_timeout=0.5, read_timeout=0.5
+    )
+    store = RedisStore(connect(store_url))
+    sealer = Sealer(CODE_SECRET.encode())
+    return Deliverer(store, provider, sealer, PrometheusMetrics(), lease_seconds=2, clock=clock)
 
 
 def later() -> float:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from smscode import keys
-from smscode.store import Store, connect
+from smscode.adapters import keys
+from smscode.adapters.redis_store import RedisStore, connect
 
 RECHECK = 5_000
 
@@ -24,7 +24,7 @@ def test_an_overdue_message_is_handed_out_once_per_period(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     clock = Clock()
-    store = Store(connect(redis_url), clock=clock)
+    store = RedisStore(connect(redis_url), clock=clock)
     store.hold("m1", '{"payload": 1}', RECHECK)
     assert store.sweep(RECHECK) == []  # not due yet
     clock.now += RECHECK
@@ -38,7 +38,7 @@ def test_a_final_state_or_a_release_takes_the_message_out(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     clock = Clock()
-    store = Store(connect(redis_url), clock=clock)
+    store = RedisStore(connect(redis_url), clock=clock)
     for mid in ("sent", "retry", "released"):
         store.hold(mid, mid, RECHECK)
     store.finish(request_id="r1", message_id="sent", state="sent", masked="+86138****8000")
@@ -54,7 +54,7 @@ def test_a_final_state_or_a_release_takes_the_message_out(
 def test_a_claim_that_finds_the_message_final_or_stale_takes_it_out(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
-    store = Store(connect(redis_url), clock=Clock())
+    store = RedisStore(connect(redis_url), clock=Clock())
     store.hold("m1", "payload", RECHECK)
     # no code carries this message id any more (verified, replaced or expired)
     result = store.claim(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from smscode.messages import DeliveryMessage
-from smscode.sealing import Sealer, SealError
+from smscode.domain.messages import DeliveryMessage
+from smscode.domain.sealing import Sealer, SealError
 
 
 def make_message(**changes: object) -> DeliveryMessage:
@@ -18,7 +19,6 @@ def make_message(**changes: object) -> DeliveryMessage:
         "message_id": uuid.uuid4().hex,
         "request_id": uuid.uuid4().hex,
         "phone": "+8613800138000",
-        "template_id": "1",
         "sealed_code": "c2VhbGVk",
         "minutes": 5,
         "created_at": now,
@@ -73,3 +73,9 @@ def test_sealed_code_opens_only_for_its_message_and_key() -> None:
 def test_sealing_twice_gives_different_ciphertexts() -> None:
     sealer = Sealer(b"k" * 32)
     assert sealer.seal("123456", "a" * 32) != sealer.seal("123456", "a" * 32)
+
+
+def test_a_message_queued_by_an_earlier_release_with_its_template_id_is_still_read() -> None:
+    legacy = json.loads(make_message().to_json()) | {"template_id": "1"}
+    assert DeliveryMessage.from_json(json.dumps(legacy)).template_id == "1"
+    assert "template_id" not in make_message().to_json()

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smscode import phones
-from smscode.errors import InvalidPhone
+from smscode.domain import phones
+from smscode.domain.errors import InvalidPhone
 
 E164_CN_MOBILE = re.compile(r"^\+861\d{10}$")
 _BLOCKS = ("130", "133", "135", "138", "139", "150", "158", "176", "180", "186", "189", "199")

@@ -13,7 +13,7 @@ from io import StringIO
 import pytest
 from ronglian_sms_sdk import SmsSDK
 
-from smscode.providers.ronglian import Credentials, build_request, timestamp
+from smscode.adapters.providers.ronglian import Credentials, build_request, timestamp
 
 ACC, TOKEN, APP = "8a216da8fake0acc0000000000000001", "secrettoken000000000000000000abc", "app01"
 CREDS = Credentials(acc_id=ACC, acc_token=TOKEN, app_id=APP)

@@ -15,14 +15,14 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from smscode.embedded import free_port
-from smscode.providers import Failed, MaybeSent, NotSent, Result, Sent
-from smscode.providers.ronglian import (
+from smscode.adapters.providers.ronglian import (
     Credentials,
     RonglianProvider,
     classify_answer,
     classify_error,
 )
+from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
+from smscode_dev.embedded import free_port
 from tests.fakes.ronglian import (
     DEFAULT_ACC_ID,
     DEFAULT_ACC_TOKEN,
@@ -101,15 +101,13 @@ def test_answers_map_to_their_kind(
 
 def provider(base_url: str) -> RonglianProvider:
     return RonglianProvider(
-        CREDS, base_url=base_url, connect_timeout=0.5, read_timeout=READ_TIMEOUT
+        CREDS, template_id="1", base_url=base_url, connect_timeout=0.5, read_timeout=READ_TIMEOUT
     )
 
 
 def send(target: RonglianProvider, req_id: str | None = None) -> Result:
-    return target.send(
-        to=f"+86{fresh_phone()}", template_id="1", datas=["123456", "5"],
-        req_id=req_id or uuid.uuid4().hex,
-    )  # fmt: skip
+    sms = Sms(to=f"+86{fresh_phone()}", code="123456", minutes=5, key=req_id or uuid.uuid4().hex)
+    return target.send(sms)
 
 
 def test_closed_port_is_not_sent() -> None:

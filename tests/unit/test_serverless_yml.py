@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from smscode import cloud_dev
-from smscode.api import Api
+from smscode.entrypoints.http import Api
+from smscode_dev import cloud as cloud_dev
 
 ROOT = Path(__file__).parents[2]
 SERVERLESS = ROOT / "serverless.yml"
@@ -68,7 +68,7 @@ def test_every_handler_imports_and_is_callable(config: dict[str, Any]) -> None:
 
 def test_every_route_of_the_api_is_an_http_api_event(config: dict[str, Any]) -> None:
     routes = set()
-    for pattern, methods in Api(lambda: None, lambda: None)._routes:  # type: ignore[arg-type,return-value]
+    for pattern, methods in Api(lambda: None, lambda: None, lambda: None)._routes:  # type: ignore[arg-type,return-value]
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)+", r"{\1}", pattern.pattern)
         path = re.sub(r"\\(.)", r"\1", path)  # an escaped dot is a dot
         routes |= {f"{method} {path}" for method in methods}
@@ -144,7 +144,7 @@ def test_serverless_v3_packages_it_without_aws_credentials(tmp_path: Path) -> No
     assert run.returncode == 0, run.stdout + run.stderr
     names = zipfile.ZipFile(tmp_path / "smscode.zip").namelist()
     assert {"functions/issue_code/main.py", "functions/deliver_sms/main.py"} <= set(names)
-    assert "shared/smscode/lua/issue.lua" in names
+    assert "shared/smscode/adapters/lua/issue.lua" in names
     assert not [n for n in names if not n.startswith(("functions/", "shared/", "build/lambda/"))]
     template = json.loads((tmp_path / "cloudformation-template-update-stack.json").read_text())
     kinds = [resource["Type"] for resource in template["Resources"].values()]

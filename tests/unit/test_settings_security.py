@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from smscode.providers.ronglian import Credentials
+from smscode.adapters.providers.ronglian import Credentials
 from smscode.settings import Settings, SettingsError, load_settings
 
 SECRET = "s3cret-code-key-0123456789abcdef"

@@ -1,0 +1,1 @@
+"""Concrete ports: Redis, queues, SMS providers, metrics and logs."""

@@ -1,0 +1,139 @@
+"""Metrics in one place: Prometheus counters and a latency histogram, exported or bridged to EMF."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+if TYPE_CHECKING:
+    from smscode.domain.outcomes import Result, Sms
+    from smscode.service_layer.ports import Provider
+
+SENDS = Counter("smscode_sends_accepted", "Sends accepted (202) and queued for delivery.")
+REJECTIONS = Counter("smscode_send_rejections", "Sends refused by a cap, by reason.", ["reason"])
+VERIFICATIONS = Counter("smscode_verifications", "Verification attempts, by outcome.", ["outcome"])
+DELIVERIES = Counter("smscode_deliveries", "Delivery attempts, by outcome.", ["outcome"])
+PERMANENT_FAILURES = Counter(
+    "smscode_provider_permanent_failures",
+    "Sends a provider refused for good (account, template, number), by its status code.",
+    ["code"],
+)
+PROVIDER_LATENCY = Histogram(
+    "smscode_provider_latency_seconds",
+    "Time of one call to the SMS provider, answered or not.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+)
+_COUNTERS = {
+    "sends_accepted": SENDS,
+    "send_rejections": REJECTIONS,
+    "verifications": VERIFICATIONS,
+    "deliveries": DELIVERIES,
+    "provider_permanent_failures": PERMANENT_FAILURES,
+}
+# Raw latencies since the last EMF flush: CloudWatch computes percentiles from values, not
+# buckets. Bounded so a process that never flushes (self-hosted) cannot grow without end.
+_LATENCIES: deque[float] = deque(maxlen=1000)
+_FLUSHED: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+
+class PrometheusMetrics:
+    """The `Metrics` port on this process's Prometheus counters."""
+
+    def send_accepted(self) -> None:
+        """Count one accepted send."""
+        SENDS.inc()
+
+    def send_rejected(self, reason: str) -> None:
+        """Count one send refused by the cap named `reason`."""
+        REJECTIONS.labels(reason=reason).inc()
+
+    def verified(self, outcome: str) -> None:
+        """Count one verification attempt by its store outcome."""
+        VERIFICATIONS.labels(outcome=outcome).inc()
+
+    def delivered(self, outcome: str) -> None:
+        """Count one delivery attempt by its outcome."""
+        DELIVERIES.labels(outcome=outcome).inc()
+
+    def permanent_failure(self, code: str) -> None:
+        """Count one send a provider refused for good, by the provider's status code."""
+        PERMANENT_FAILURES.labels(code=code or "unknown").inc()
+
+
+class TimedProvider:
+    """A provider wrapper that records the latency of every call."""
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+
+    def send(self, sms: Sms) -> Result:
+        """Send through the wrapped provider, timing the call."""
+        start = time.perf_counter()
+        try:
+            return self._provider.send(sms)
+        finally:
+            elapsed = time.perf_counter() - start
+            PROVIDER_LATENCY.observe(elapsed)
+            _LATENCIES.append(elapsed)
+
+
+def render() -> tuple[bytes, str]:
+    """The Prometheus text of this process, or of every gunicorn worker in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def serve_port(port: int | None, host: str) -> None:
+    """Serve /metrics on `host:port` from a daemon thread (the worker's exporter); None: off."""
+    if port:
+        start_http_server(port, addr=host)
+
+
+def flush_emf(namespace: str = "smscode", service: str = "smscode") -> None:
+    """Print what changed since the last flush as CloudWatch EMF lines (Powertools); for Lambda.
+
+    Counters are cumulative per process and a Lambda container serves many invocations, so
+    each flush emits the increase since the previous one; call it at the end of a handler.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.base import SingleMetric
+
+    def emit(name: str, unit: MetricUnit, values: list[float], labels: dict[str, str]) -> None:
+        metric = SingleMetric(namespace=namespace)
+        for value in values:
+            metric.add_metric(name=name, unit=unit, value=value)
+        for key, label in {"service": service, **labels}.items():
+            metric.add_dimension(name=key, value=label)
+        print(json.dumps(metric.serialize_metric_set(), separators=(",", ":")), flush=True)
+
+    for short, counter in _COUNTERS.items():
+        for family in counter.collect():
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue  # the _created timestamps
+                key = (short, tuple(sorted(sample.labels.items())))
+                delta = sample.value - _FLUSHED.get(key, 0.0)
+                _FLUSHED[key] = sample.value
+                if delta > 0:
+                    emit(short, MetricUnit.Count, [delta], sample.labels)
+    latencies = [_LATENCIES.popleft() for _ in range(len(_LATENCIES))]
+    if latencies:
+        emit("provider_latency", MetricUnit.Seconds, latencies, {})

@@ -1,0 +1,1 @@
+"""SMS providers, each implementing `service_layer.ports.Provider`."""

@@ -1,0 +1,24 @@
+"""The `console` provider: prints each SMS, code included, for `make dev` and demos."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from smscode.domain.outcomes import Result, Sent, Sms
+
+
+class ConsoleProvider:
+    """Prints one line per SMS to stdout; the only place a code is ever shown in clear."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def send(self, sms: Sms) -> Result:
+        """Print the SMS and report it sent."""
+        line = (
+            f"[smscode console] SMS to {sms.to}: your code is {sms.code} (valid {sms.minutes} min)"
+        )
+        with self._lock:
+            print(line, file=sys.stdout, flush=True)
+        return Sent(sid=f"console-{sms.key}")

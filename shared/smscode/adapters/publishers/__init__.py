@@ -1,0 +1,1 @@
+"""Queue publishers, each implementing `service_layer.ports.Publisher`."""

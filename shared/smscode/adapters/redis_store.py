@@ -1,0 +1,214 @@
+"""The code store on Redis: the client, and one method per atomic Lua script (see `lua/`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from smscode.adapters import keys
+from smscode.domain.errors import Unavailable
+from smscode.domain.policy import Limits, Rejection
+from smscode.service_layer.ports import ClaimResult, FinalState, VerifyResult
+
+Client = redis.Redis | RedisCluster
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def connect(url: str) -> Client:
+    """A Redis client that fails fast: a down server is a 503 within about a second.
+
+    One retry on a broken connection lets a pooled socket left over from a restarted
+    server reconnect transparently, so the service recovers by itself. A
+    `redis+cluster://` (or `rediss+cluster://`) URL names any node of a Redis Cluster
+    (ElastiCache cluster mode): every script's keys share one hash slot (see `keys`).
+    """
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 1.0,
+        "retry": Retry(NoBackoff(), 1),
+        "health_check_interval": 30,
+        "decode_responses": True,
+    }
+    scheme, sep, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", **options)
+    return redis.Redis.from_url(url, **options)
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise Unavailable("The code store is unavailable; please try again shortly.") from error
+
+
+def _load(client: Client, name: str) -> Script:
+    source = resources.files("smscode.adapters").joinpath("lua", f"{name}.lua").read_text()
+    return client.register_script(source)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisStore:
+    """The `CodeStore` port on Redis, one Lua script per decision; errors become Unavailable."""
+
+    def __init__(self, client: Client, clock: Callable[[], int] = _now_ms) -> None:
+        self.client = client
+        self._clock = clock
+        self._issue = _load(client, "issue")
+        self._unissue = _load(client, "unissue")
+        self._verify = _load(client, "verify")
+        self._claim = _load(client, "claim")
+        self._finish = _load(client, "finish")
+        self._issue_test_phone = _load(client, "issue_test_phone")
+        self._sweep = _load(client, "sweep")
+
+    @staticmethod
+    def _send_keys(phone: str, ip: str, request_id: str) -> list[str]:
+        prefix = phone.removeprefix("+86")[:7]
+        return [
+            keys.code(phone),
+            keys.resend(phone),
+            keys.phone_daily(phone),
+            keys.ip_hourly(ip),
+            keys.prefix_hourly(prefix),
+            keys.global_minute(),
+            keys.request(request_id),
+        ]
+
+    def issue(
+        self,
+        *,
+        phone: str,
+        masked: str,
+        ip: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        limits: Limits,
+    ) -> Rejection | None:
+        """Store a new code for the phone if every cap allows it; else say which cap refused."""
+        args: list[str | int] = [
+            code_hash, message_id, request_id, limits.code_ttl, limits.resend_interval,
+            limits.phone_daily, limits.ip_hourly, limits.prefix_hourly, limits.global_minute,
+            masked, self._clock(),
+        ]  # fmt: skip
+        with _redis_errors():
+            result = self._issue(keys=self._send_keys(phone, ip, request_id), args=args)
+        if result[0] == 1:
+            return None
+        return Rejection(reason=str(result[1]), retry_after=int(result[2]))
+
+    def issue_test_phone(
+        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+    ) -> None:
+        """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
+        args: list[str | int] = [code_hash, message_id, request_id, ttl, masked, self._clock()]
+        with _redis_errors():
+            self._issue_test_phone(keys=[keys.code(phone), keys.request(request_id)], args=args)
+
+    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+        """Undo an accepted send that could not be queued, if it is still the phone's latest."""
+        with _redis_errors():
+            keys_ = self._send_keys(phone, ip, request_id)
+            return bool(self._unissue(keys=keys_, args=[message_id]))
+
+    def verify(
+        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+    ) -> VerifyResult:
+        """Compare, count and consume or burn the phone's code in one step."""
+        with _redis_errors():
+            result = self._verify(
+                keys=[keys.code(phone), keys.verify_failures(phone)],
+                args=[candidate_hash, max_attempts, daily_failures],
+            )
+        return (result[0], result[1] if len(result) > 1 else None)
+
+    def claim(
+        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+    ) -> ClaimResult:
+        """Take the delivery lease on a message if it is still current and not yet final."""
+        with _redis_errors():
+            result = self._claim(
+                keys=[
+                    keys.code(phone), keys.request(request_id), keys.lease(message_id),
+                    keys.outbox(), keys.outbox_messages(),
+                ],
+                args=[message_id, lease_ms, token, self._clock()],
+            )  # fmt: skip
+        return result  # type: ignore[no-any-return]
+
+    def finish(
+        self,
+        *,
+        request_id: str,
+        message_id: str,
+        state: FinalState | None,
+        token: str = "",
+        sid: str = "",
+        ttl: int = 300,
+        masked: str = "",
+        recheck_ms: int = 60_000,
+    ) -> str | None:
+        """Record a final state (never over 'sent') and release the lease if we hold it.
+
+        A final message leaves the outbox; an unfinished one is looked at again in
+        `recheck_ms` unless its retry finishes it first.
+        """
+        now = self._clock()
+        with _redis_errors():
+            result = self._finish(
+                keys=[
+                    keys.request(request_id), keys.lease(message_id),
+                    keys.outbox(), keys.outbox_messages(),
+                ],
+                args=[state or "", sid, token, now, ttl, masked, message_id, now + recheck_ms],
+            )  # fmt: skip
+        return result  # type: ignore[no-any-return]
+
+    def hold(self, message_id: str, payload: str, recheck_ms: int) -> None:
+        """Put a message in the outbox before it is queued, to republish if it goes missing."""
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(keys.outbox_messages(), message_id, payload)
+            pipe.zadd(keys.outbox(), {message_id: self._clock() + recheck_ms})
+            pipe.execute()
+
+    def release(self, message_id: str) -> None:
+        """Take a message out of the outbox (it could not be queued after all)."""
+        with _redis_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.zrem(keys.outbox(), message_id)
+            pipe.hdel(keys.outbox_messages(), message_id)
+            pipe.execute()
+
+    def sweep(self, recheck_ms: int, limit: int = 100) -> list[str]:
+        """Payloads of outbox messages overdue for a final state, once per `recheck_ms` each."""
+        now = self._clock()
+        with _redis_errors():
+            result = self._sweep(
+                keys=[keys.outbox(), keys.outbox_messages()], args=[now, now + recheck_ms, limit]
+            )
+        return [str(payload) for payload in result]
+
+    def request_state(self, request_id: str) -> dict[str, str]:
+        """The stored delivery state of one request ({} when unknown or expired)."""
+        with _redis_errors():
+            return self.client.hgetall(keys.request(request_id))  # type: ignore[return-value]
+
+    def ping(self) -> None:
+        """Raise Unavailable unless Redis answers."""
+        with _redis_errors():
+            self.client.ping()

@@ -1,0 +1,1 @@
+"""The domain: codes, phones, messages, outcomes and errors. Pure: no I/O, no adapters."""

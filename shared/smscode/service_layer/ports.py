@@ -1,0 +1,127 @@
+"""The ports the use cases need, as Protocols: a fake is a small class, no inheritance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+from smscode.domain.messages import DeliveryMessage
+from smscode.domain.outcomes import Result, Sms
+from smscode.domain.policy import Limits, Rejection
+
+ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy"]
+FinalState = Literal["sent", "failed", "expired", "skipped"]
+VerifyOutcome = Literal["ok", "locked", "none", "invalid", "burned"]
+VerifyResult = tuple[VerifyOutcome, Any]
+Clock = Callable[[], float]  # seconds since the epoch, like time.time
+
+
+class CodeStore(Protocol):
+    """The atomic decisions over codes, caps and delivery state.
+
+    Every method is one atomic step; each raises `domain.errors.Unavailable` when the
+    store cannot be reached.
+    """
+
+    def issue(
+        self,
+        *,
+        phone: str,
+        masked: str,
+        ip: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        limits: Limits,
+    ) -> Rejection | None:
+        """Store a new code if every cap allows it; else say which cap refused."""
+        ...
+
+    def issue_test_phone(
+        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+    ) -> None:
+        """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
+        ...
+
+    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+        """Undo an accepted send that could not be queued, if it is still the phone's latest."""
+        ...
+
+    def verify(
+        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+    ) -> VerifyResult:
+        """Compare, count and consume or burn the phone's code."""
+        ...
+
+    def claim(
+        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+    ) -> ClaimResult:
+        """Take the delivery lease on a message if it is still current and not yet final."""
+        ...
+
+    def finish(
+        self,
+        *,
+        request_id: str,
+        message_id: str,
+        state: FinalState | None,
+        token: str = "",
+        sid: str = "",
+        ttl: int = 300,
+        masked: str = "",
+        recheck_ms: int = 60_000,
+    ) -> str | None:
+        """Record a final state (never over 'sent') and release the lease if we hold it."""
+        ...
+
+    def request_state(self, request_id: str) -> dict[str, str]:
+        """The stored delivery state of one request ({} when unknown or expired)."""
+        ...
+
+
+class PublishError(Exception):
+    """The message could not be queued (broker down, queue missing, timeout)."""
+
+
+class Publisher(Protocol):
+    """Queues one message for delivery, at least once.
+
+    Raises:
+        PublishError: when the message was not queued; the caller undoes the send.
+    """
+
+    def publish(self, message: DeliveryMessage) -> None:
+        """Queue the message or raise PublishError."""
+        ...
+
+
+class Provider(Protocol):
+    """Sends one verification SMS; never raises for a provider or network failure."""
+
+    def send(self, sms: Sms) -> Result:
+        """Send the SMS, deduplicated on `sms.key` where the provider can."""
+        ...
+
+
+class Metrics(Protocol):
+    """What the use cases count."""
+
+    def send_accepted(self) -> None:
+        """One send accepted and queued."""
+        ...
+
+    def send_rejected(self, reason: str) -> None:
+        """One send refused by the cap named `reason`."""
+        ...
+
+    def verified(self, outcome: str) -> None:
+        """One verification attempt, by its store outcome."""
+        ...
+
+    def delivered(self, outcome: str) -> None:
+        """One delivery attempt, by its outcome."""
+        ...
+
+    def permanent_failure(self, code: str) -> None:
+        """One send a provider refused for good, by its status code."""
+        ...

@@ -1,0 +1,142 @@
+"""The send use case: issue a code under every cap, queue its SMS, report where it stands."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from smscode.domain import codes, phones
+from smscode.domain.errors import NotFound, RateLimited, Unavailable
+from smscode.domain.messages import DeliveryMessage
+from smscode.domain.policy import Policy
+from smscode.domain.sealing import Sealer
+from smscode.service_layer.ports import Clock, CodeStore, Metrics, Publisher, PublishError
+
+log = logging.getLogger("smscode.service")
+
+_REJECTIONS = {
+    "resend_interval": "A code was sent to this phone moments ago; wait before asking again.",
+    "phone_daily": "This phone has had too many codes today.",
+    "ip_hourly": "Too many codes were requested from this address; try again later.",
+    "prefix_hourly": "Too many codes were requested for this number range; try again later.",
+    "global_minute": "The service is sending too many codes right now; try again shortly.",
+}
+
+
+@dataclass(frozen=True)
+class Issued:
+    """An accepted send: its handle and the timings the page needs."""
+
+    request_id: str
+    expires_in: int
+    resend_after: int
+
+
+class Sender:
+    """Issues codes over the atomic store and queues each SMS through a publisher."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        store: CodeStore,
+        publisher: Publisher,
+        sealer: Sealer,
+        secret: bytes,
+        metrics: Metrics,
+        clock: Clock = time.time,
+    ) -> None:
+        self._policy = policy
+        self._store = store
+        self._publisher = publisher
+        self._sealer = sealer
+        self._secret = secret
+        self._metrics = metrics
+        self._clock = clock
+        if policy.test_phones:  # said at every start: fixed codes must never ship unnoticed
+            log.warning("TEST_PHONES active: %d phones get fixed codes", len(policy.test_phones))
+
+    def issue(self, raw_phone: str, client_ip: str) -> Issued:
+        """Issue a code to the phone and queue its SMS.
+
+        Raises:
+            InvalidPhone, RateLimited, Unavailable.
+        """
+        policy = self._policy
+        phone = phones.normalize(raw_phone)
+        if phone in policy.test_phones:
+            return self._issue_test_phone(phone, policy.test_phones[phone])
+        phones.require_allowed(phone, policy.allowed_prefixes)
+        code = codes.generate_code(policy.code_length)
+        message_id, request_id = uuid.uuid4().hex, uuid.uuid4().hex
+        send = {"phone": phone, "ip": client_ip, "message_id": message_id}
+        rejection = self._store.issue(
+            **send,
+            masked=phones.mask(phone),
+            code_hash=codes.hash_code(self._secret, phone, code),
+            request_id=request_id,
+            limits=policy.limits,
+        )
+        if rejection is not None:
+            self._metrics.send_rejected(rejection.reason)
+            extra = {"phone": phones.mask(phone), "outcome": rejection.reason}
+            log.info("send refused: %s", rejection.reason, extra=extra)
+            raise RateLimited(_REJECTIONS[rejection.reason], retry_after=rejection.retry_after)
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        message = DeliveryMessage(
+            message_id=message_id,
+            request_id=request_id,
+            phone=phone,
+            sealed_code=self._sealer.seal(code, message_id),
+            minutes=policy.minutes,
+            created_at=now,
+            expires_at=now + timedelta(seconds=policy.code_ttl),
+        )
+        try:
+            self._publisher.publish(message)
+        except PublishError as error:
+            # No code may stay issued that can never be delivered: give the phone its slot back.
+            self._store.unissue(**send, request_id=request_id)
+            log.error("queue unavailable: %s", error, extra={"request_id": request_id})
+            raise Unavailable(
+                "The delivery queue is unavailable; please try again shortly."
+            ) from None
+        self._metrics.send_accepted()
+        extra = {"request_id": request_id, "phone": phones.mask(phone), "outcome": "accepted"}
+        log.info("code issued", extra=extra)
+        return self._issued(request_id)
+
+    def _issue_test_phone(self, phone: str, code: str) -> Issued:
+        """A TEST_PHONES send: the fixed code stored in one script, no cap counted, no SMS."""
+        request_id = uuid.uuid4().hex
+        self._store.issue_test_phone(
+            phone=phone,
+            masked=phones.mask(phone),
+            code_hash=codes.hash_code(self._secret, phone, code),
+            message_id=uuid.uuid4().hex,
+            request_id=request_id,
+            ttl=self._policy.code_ttl,
+        )
+        extra = {"request_id": request_id, "phone": phones.mask(phone), "outcome": "test_phone"}
+        log.warning("test phone: fixed code stored, no SMS sent", extra=extra)
+        return self._issued(request_id)
+
+    def _issued(self, request_id: str) -> Issued:
+        return Issued(
+            request_id=request_id,
+            expires_in=self._policy.code_ttl,
+            resend_after=self._policy.resend_interval,
+        )
+
+    def status(self, request_id: str) -> dict[str, str]:
+        """The delivery state of one accepted send, phone masked.
+
+        Raises:
+            NotFound: unknown or expired request id.
+        """
+        state = self._store.request_state(request_id) if len(request_id) == 32 else {}
+        if not state:
+            raise NotFound("No send with this request id is known (or it has expired).")
+        return {"request_id": request_id, "state": state["state"], "phone": state["phone"]}

@@ -1,0 +1,49 @@
+"""The verify use case: accept a phone's code once, count and burn wrong tries."""
+
+from __future__ import annotations
+
+import logging
+
+from smscode.domain import codes, phones
+from smscode.domain.errors import InvalidCode, NoActiveCode, TooManyAttempts
+from smscode.domain.policy import Policy
+from smscode.service_layer.ports import CodeStore, Metrics
+
+log = logging.getLogger("smscode.service")
+
+
+class Verifier:
+    """Checks codes against the store's hash, in one atomic step per attempt."""
+
+    def __init__(self, policy: Policy, store: CodeStore, secret: bytes, metrics: Metrics) -> None:
+        self._policy = policy
+        self._store = store
+        self._secret = secret
+        self._metrics = metrics
+
+    def verify(self, raw_phone: str, code: str) -> None:
+        """Accept the phone's code once; count and burn wrong tries.
+
+        Raises:
+            InvalidPhone, InvalidCode, NoActiveCode, TooManyAttempts, Unavailable.
+        """
+        phone = phones.normalize(raw_phone)
+        outcome, detail = self._store.verify(
+            phone=phone,
+            candidate_hash=codes.hash_code(self._secret, phone, code),
+            max_attempts=self._policy.max_verify_attempts,
+            daily_failures=self._policy.verify_failures_daily,
+        )
+        self._metrics.verified(outcome)
+        log.info(
+            "verification %s", outcome, extra={"phone": phones.mask(phone), "outcome": outcome}
+        )
+        if outcome == "ok":
+            return
+        if outcome == "invalid":
+            raise InvalidCode("The code is not correct.", attempts_left=int(detail))
+        if outcome == "none":
+            raise NoActiveCode("No code is waiting for this phone; request a new one.")
+        if outcome == "burned":
+            raise TooManyAttempts("Too many wrong codes; this code no longer works.")
+        raise TooManyAttempts("Too many wrong codes for this phone today; try again tomorrow.")
