@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     trusted_proxy_count: int = Field(default=0, ge=0, le=10)
     send_allowed_prefixes: Annotated[tuple[str, ...], NoDecode] = ("+861",)
     cors_origins: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Server-to-server routes (Twilio-compatible API, /admin): "id:secret" pairs by commas.
+    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -110,6 +112,22 @@ class Settings(BaseSettings):
         if not prefixes or not all(re.fullmatch(r"\+[0-9]{1,15}", p) for p in prefixes):
             raise ValueError("expected E.164 prefixes separated by commas, e.g. +861")
         return prefixes
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            key_id, sep, secret = item.partition(":")
+            if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key_id) or len(secret) < 24:
+                # never echo the value: it holds secrets
+                raise ValueError(
+                    "expected id:secret pairs separated by commas, secrets >= 24 chars"
+                )
+            pairs[key_id] = secret
+        return pairs
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -45,6 +45,13 @@ class NotFound(SmsCodeError):
     code = "not_found"
 
 
+class Unauthorized(SmsCodeError):
+    """A server-to-server route without a valid API key."""
+
+    status = 401
+    code = "unauthorized"
+
+
 class MethodNotAllowed(SmsCodeError):
     """The route exists but not for this method."""
 

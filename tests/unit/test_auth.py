@@ -1,0 +1,54 @@
+"""API keys: Basic and Bearer `id:secret`, anything else refused."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import SecretStr
+
+from smscode.entrypoints.auth import authenticate
+from smscode.settings import Settings, SettingsError, load_settings
+
+KEYS = {"ops": SecretStr("s" * 24), "app": SecretStr("a" * 30)}
+
+
+def basic(pair: str) -> str:
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        (basic("ops:" + "s" * 24), "ops"),
+        ("Bearer app:" + "a" * 30, "app"),
+        ("bearer app:" + "a" * 30, "app"),
+        (basic("ops:" + "s" * 23), None),
+        (basic("nobody:" + "s" * 24), None),
+        ("Bearer app", None),
+        ("Basic !!!", None),
+        ("Digest ops:" + "s" * 24, None),
+        ("", None),
+    ],
+)
+def test_authenticate(authorization: str, expected: str | None) -> None:
+    assert authenticate({"authorization": authorization}, KEYS) == expected
+
+
+def test_api_keys_setting_parses_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_KEYS", f"ops:{'s' * 24}, app:{'a' * 30}")
+    settings = Settings(redis_url="redis://x", code_secret="c" * 16)  # type: ignore[arg-type]
+    assert {k: v.get_secret_value() for k, v in settings.api_keys.items()} == {
+        "ops": "s" * 24,
+        "app": "a" * 30,
+    }
+
+
+def test_a_short_secret_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://x")
+    monkeypatch.setenv("CODE_SECRET", "c" * 16)
+    monkeypatch.setenv("API_KEYS", "ops:tooshort-secret")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "API_KEYS" in str(error.value)
+    assert "tooshort" not in str(error.value)
