@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from smscode.adapters import logs
 from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
 from smscode.adapters.redis_store import RedisStore, connect
+from smscode.domain import signing_keys
 from smscode.domain.policy import Limits, Policy
 from smscode.domain.sealing import Sealer
 from smscode.service_layer.deliver import Deliverer
 from smscode.service_layer.intake import receive
-from smscode.service_layer.ports import Provider, Publisher
+from smscode.service_layer.ports import Provider, Publisher, TokenSigner
 from smscode.service_layer.send import Sender
 from smscode.service_layer.verify import Verifier
 from smscode.settings import Settings, get_settings
@@ -152,11 +154,43 @@ def sender() -> Sender:
 @cache
 def verifier() -> Verifier:
     """The process's verify use case."""
-    return Verifier(policy(get_settings()), store(), _secret(), PrometheusMetrics())
+    return Verifier(policy(get_settings()), store(), _secret(), PrometheusMetrics(), signer())
+
+
+def signer() -> TokenSigner | None:
+    """The token signer over TOKEN_SIGNING_KEY, or None when no key is set (no token)."""
+    settings = get_settings()
+    if settings.token_signing_key is None:
+        return None
+    from smscode.adapters.tokens import JwtSigner  # PyJWT only where tokens are signed
+
+    return JwtSigner(
+        signing_keys.private_key(settings.token_signing_key.get_secret_value()),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+
+
+@cache
+def jwks() -> dict[str, Any]:
+    """The JWK Set: the signing key's public half, then TOKEN_PUBLISHED_KEYS (README rotation)."""
+    settings = get_settings()
+    keys = [
+        key
+        for secret in (settings.token_signing_key, settings.token_published_keys)
+        if secret is not None
+        for key in signing_keys.public_keys(secret.get_secret_value())
+    ]
+    if not keys:
+        return {"keys": []}
+    from smscode.adapters.tokens import jwks as key_set
+
+    return key_set(keys)
 
 
 def reset() -> None:
     """Forget the settings and everything built from them (for tests that change the env)."""
     get_settings.cache_clear()
-    for built in (logging, store, sealer, deliverer, sender, verifier):
+    for built in (logging, store, sealer, deliverer, sender, verifier, jwks):
         built.cache_clear()

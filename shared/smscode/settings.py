@@ -7,7 +7,14 @@ import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smscode.domain import phones
@@ -75,6 +82,12 @@ class Settings(BaseSettings):
     # Fixed codes for app-store reviewers and QA: E.164 phone -> code, no SMS, no caps.
     test_phones: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     allow_test_phones: bool = False
+    # Verification tokens (README "Use it from your backend"): signed when a key is set.
+    token_signing_key: SecretStr | None = None
+    token_published_keys: SecretStr | None = None  # may hold private PEMs: never echoed
+    token_issuer: str = Field(default="smscode", min_length=1, max_length=200)
+    token_audience: str | None = Field(default=None, min_length=1, max_length=200)
+    token_ttl_seconds: int = Field(default=600, ge=10, le=86400)
 
     @field_validator("redis_url")
     @classmethod
@@ -139,6 +152,22 @@ class Settings(BaseSettings):
         if not all(re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o) for o in origins):
             raise ValueError("expected origins like https://example.com separated by commas")
         return origins
+
+    @field_validator("token_signing_key", "token_published_keys", mode="before")
+    @classmethod
+    def _token_keys(cls, value: object, info: ValidationInfo) -> object:
+        from smscode.domain import signing_keys
+
+        if not isinstance(value, str):
+            return value
+        if not value.strip():  # set but empty: no key, as when unset
+            return None
+        # A bad key stops the start with one line, not the first verification with a 500.
+        if info.field_name == "token_signing_key":
+            signing_keys.private_key(value)
+        else:
+            signing_keys.public_keys(value)
+        return value
 
     @model_validator(mode="after")
     def _test_phones_allowed(self) -> Settings:

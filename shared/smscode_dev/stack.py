@@ -38,6 +38,22 @@ def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
         _signal_group(child, signal.SIGKILL)
 
 
+def _new_signing_key() -> str:
+    """A fresh Ed25519 key (PKCS#8 PEM) for this run's verification tokens."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
 def run(*, cloud: bool = False) -> None:
     """Embedded Redis (when REDIS_URL is unset), serve and worker, until Ctrl-C.
 
@@ -46,6 +62,7 @@ def run(*, cloud: bool = False) -> None:
     """
     env = dict(os.environ)
     env.setdefault("CODE_SECRET", secrets.token_urlsafe(32))
+    env.setdefault("TOKEN_SIGNING_KEY", _new_signing_key())
     local_cloud = None
     if cloud:
         from smscode_dev.cloud import LocalCloud

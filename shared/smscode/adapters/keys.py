@@ -12,9 +12,15 @@ import ipaddress
 TAG = "{smscode}"
 
 
-def code(phone: str) -> str:
-    """Hash of the active code for a phone: h (HMAC), mid, rid, n (wrong tries)."""
-    return f"{TAG}:code:{phone}"
+def code(phone: str, purpose: str = "login") -> str:
+    """Hash of the active code for a phone and purpose: h (HMAC), mid, rid, n (wrong tries).
+
+    The default purpose keeps the key of releases before purposes existed, so codes issued
+    and messages queued before an upgrade still verify and deliver after it.
+    """
+    if purpose == "login":
+        return f"{TAG}:code:{phone}"
+    return f"{TAG}:code:{phone}:{purpose}"
 
 
 def resend(phone: str) -> str:

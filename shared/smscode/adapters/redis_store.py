@@ -76,10 +76,10 @@ class RedisStore:
         self._sweep = _load(client, "sweep")
 
     @staticmethod
-    def _send_keys(phone: str, ip: str, request_id: str) -> list[str]:
+    def _send_keys(phone: str, ip: str, request_id: str, purpose: str) -> list[str]:
         prefix = phone.removeprefix("+86")[:7]
         return [
-            keys.code(phone),
+            keys.code(phone, purpose),
             keys.resend(phone),
             keys.phone_daily(phone),
             keys.ip_hourly(ip),
@@ -98,6 +98,7 @@ class RedisStore:
         message_id: str,
         request_id: str,
         limits: Limits,
+        purpose: str = "login",
     ) -> Rejection | None:
         """Store a new code for the phone if every cap allows it; else say which cap refused."""
         args: list[str | int] = [
@@ -106,44 +107,69 @@ class RedisStore:
             masked, self._clock(),
         ]  # fmt: skip
         with _redis_errors():
-            result = self._issue(keys=self._send_keys(phone, ip, request_id), args=args)
+            result = self._issue(keys=self._send_keys(phone, ip, request_id, purpose), args=args)
         if result[0] == 1:
             return None
         return Rejection(reason=str(result[1]), retry_after=int(result[2]))
 
     def issue_test_phone(
-        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+        self,
+        *,
+        phone: str,
+        masked: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        ttl: int,
+        purpose: str = "login",
     ) -> None:
         """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
         args: list[str | int] = [code_hash, message_id, request_id, ttl, masked, self._clock()]
         with _redis_errors():
-            self._issue_test_phone(keys=[keys.code(phone), keys.request(request_id)], args=args)
+            self._issue_test_phone(
+                keys=[keys.code(phone, purpose), keys.request(request_id)], args=args
+            )
 
-    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+    def unissue(
+        self, *, phone: str, ip: str, message_id: str, request_id: str, purpose: str = "login"
+    ) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
         with _redis_errors():
-            keys_ = self._send_keys(phone, ip, request_id)
+            keys_ = self._send_keys(phone, ip, request_id, purpose)
             return bool(self._unissue(keys=keys_, args=[message_id]))
 
     def verify(
-        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+        self,
+        *,
+        phone: str,
+        candidate_hash: str,
+        max_attempts: int,
+        daily_failures: int,
+        purpose: str = "login",
     ) -> VerifyResult:
-        """Compare, count and consume or burn the phone's code in one step."""
+        """Compare, count and consume or burn the phone's code for the purpose in one step."""
         with _redis_errors():
             result = self._verify(
-                keys=[keys.code(phone), keys.verify_failures(phone)],
+                keys=[keys.code(phone, purpose), keys.verify_failures(phone)],
                 args=[candidate_hash, max_attempts, daily_failures],
             )
         return (result[0], result[1] if len(result) > 1 else None)
 
     def claim(
-        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+        self,
+        *,
+        phone: str,
+        request_id: str,
+        message_id: str,
+        token: str,
+        lease_ms: int,
+        purpose: str = "login",
     ) -> ClaimResult:
         """Take the delivery lease on a message if it is still current and not yet final."""
         with _redis_errors():
             result = self._claim(
                 keys=[
-                    keys.code(phone), keys.request(request_id), keys.lease(message_id),
+                    keys.code(phone, purpose), keys.request(request_id), keys.lease(message_id),
                     keys.outbox(), keys.outbox_messages(),
                 ],
                 args=[message_id, lease_ms, token, self._clock()],

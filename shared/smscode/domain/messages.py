@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from smscode.domain import purposes
 
 
 def _aware(value: datetime) -> datetime:
@@ -38,6 +47,17 @@ class DeliveryMessage(BaseModel):
     minutes: int = Field(ge=1)
     created_at: AwareDatetime
     expires_at: AwareDatetime
+    # Which code key the delivery checks. Absent on messages of earlier releases: "login".
+    purpose: str = Field(default=purposes.DEFAULT, pattern=r"^[a-z0-9_-]{1,32}$")
+
+    @model_serializer(mode="wrap")
+    def _omit_default_purpose(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A default-purpose message is written as before, so a worker of the previous
+        # release (which refuses unknown fields) still delivers it during an upgrade.
+        data = handler(self)
+        if data.get("purpose") == purposes.DEFAULT:
+            del data["purpose"]
+        return data
 
     def to_json(self) -> str:
         """The wire form, for SQS, Pub/Sub and Celery alike."""

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs
 
 from smscode import bootstrap
 from smscode.adapters import metrics
+from smscode.domain import purposes
 from smscode.domain.errors import (
     InvalidRequest,
     MethodNotAllowed,
@@ -37,6 +38,8 @@ _ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; char
 # Browsers on an allowed origin may call these routes; the page and assets are same-origin only.
 _CORS_PATHS = re.compile(r"/codes(?:/.*)?")
 _CORS_PREFLIGHT_MAX_AGE = "600"
+# Backends may cache the key set this long: key rotation waits at least this (README).
+JWKS_CACHE_CONTROL = "public, max-age=300"
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,13 @@ class Api:
         verifier: Callable[[], Verifier],
         health: Callable[[], None],
         cors_origins: Callable[[], frozenset[str]] = frozenset,
+        jwks: Callable[[], Mapping[str, Any]] = lambda: {"keys": []},
     ) -> None:
         self._sender = sender  # built lazily: the page and 404s need no Redis
         self._verifier = verifier
         self._health = health
         self._cors_origins = cors_origins
+        self._jwks = jwks
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(r"/"), {"GET": self.page}),
             (re.compile(r"/assets/(?P<name>[a-z]+\.(?:js|css))"), {"GET": self.asset}),
@@ -155,6 +160,7 @@ class Api:
             (re.compile(r"/healthz"), {"GET": self.healthz}),
             (re.compile(r"/openapi\.yaml"), {"GET": self.openapi}),
             (re.compile(r"/metrics"), {"GET": self.prometheus}),
+            (re.compile(r"/\.well-known/jwks\.json"), {"GET": self.key_set}),
         ]
 
     def dispatch(self, request: HttpRequest) -> HttpResponse:
@@ -229,7 +235,11 @@ class Api:
     def send(self, request: HttpRequest, _: re.Match[str]) -> HttpResponse:
         """POST /codes: issue a code and queue its SMS."""
         data = parse_body(request)
-        issued = self._sender().issue(_field(data, "phone", "mobile"), request.client_ip)
+        issued = self._sender().issue(
+            _field(data, "phone", "mobile"),
+            request.client_ip,
+            data.get("purpose", purposes.DEFAULT),
+        )
         return json_response(202, {
             "status": "success",
             "request_id": issued.request_id,
@@ -242,8 +252,10 @@ class Api:
         data = parse_body(request)
         code = _field(data, "code")
         phone = _field(data, "phone", "mobile")
-        self._verifier().verify(phone, code)
-        return json_response(200, {"status": "success"})
+        verified = self._verifier().verify(phone, code, data.get("purpose", purposes.DEFAULT))
+        if verified.token is None:
+            return json_response(200, {"status": "success"})
+        return json_response(200, {"status": "success", "token": verified.token})
 
     def status(self, _: HttpRequest, match: re.Match[str]) -> HttpResponse:
         """GET /codes/{request_id}: where one send stands."""
@@ -260,6 +272,12 @@ class Api:
         """GET /openapi.yaml: the OpenAPI 3.1 description of this API."""
         return HttpResponse(200, _asset_file("openapi.yaml"), {"Content-Type": "application/yaml"})
 
+    def key_set(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
+        """GET /.well-known/jwks.json: every public key a live verification token may carry."""
+        response = json_response(200, self._jwks())
+        response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
+        return response
+
     def healthz(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
         """GET /healthz: 200 when Redis answers, else 503."""
         self._health()
@@ -275,4 +293,5 @@ def api() -> Api:
         bootstrap.verifier,
         lambda: bootstrap.store().ping(),
         lambda: get_settings().cors_origins,
+        bootstrap.jwks,
     )

@@ -75,7 +75,13 @@ class Deliverer:
                 log.warning("could not record the expiry", extra=extra | _EXPIRED)
             return Outcome.EXPIRED
         token = secrets.token_hex(8)
-        claim = self._store.claim(phone=message.phone, token=token, lease_ms=self._lease_ms, **ids)
+        claim = self._store.claim(
+            phone=message.phone,
+            purpose=message.purpose,
+            token=token,
+            lease_ms=self._lease_ms,
+            **ids,
+        )
         if claim == "busy":
             return Outcome.RETRY
         if claim != "go":

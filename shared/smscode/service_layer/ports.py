@@ -33,28 +33,52 @@ class CodeStore(Protocol):
         message_id: str,
         request_id: str,
         limits: Limits,
+        purpose: str = "login",
     ) -> Rejection | None:
         """Store a new code if every cap allows it; else say which cap refused."""
         ...
 
     def issue_test_phone(
-        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+        self,
+        *,
+        phone: str,
+        masked: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        ttl: int,
+        purpose: str = "login",
     ) -> None:
         """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
         ...
 
-    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+    def unissue(
+        self, *, phone: str, ip: str, message_id: str, request_id: str, purpose: str = "login"
+    ) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
         ...
 
     def verify(
-        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+        self,
+        *,
+        phone: str,
+        candidate_hash: str,
+        max_attempts: int,
+        daily_failures: int,
+        purpose: str = "login",
     ) -> VerifyResult:
-        """Compare, count and consume or burn the phone's code."""
+        """Compare, count and consume or burn the phone's code for this purpose."""
         ...
 
     def claim(
-        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+        self,
+        *,
+        phone: str,
+        request_id: str,
+        message_id: str,
+        token: str,
+        lease_ms: int,
+        purpose: str = "login",
     ) -> ClaimResult:
         """Take the delivery lease on a message if it is still current and not yet final."""
         ...
@@ -76,6 +100,14 @@ class CodeStore(Protocol):
 
     def request_state(self, request_id: str) -> dict[str, str]:
         """The stored delivery state of one request ({} when unknown or expired)."""
+        ...
+
+
+class TokenSigner(Protocol):
+    """Signs the proof of a verification that the app's backend checks against our JWKS."""
+
+    def sign(self, *, phone: str, purpose: str) -> str:
+        """A compact JWS saying this E.164 phone was just verified for this purpose."""
         ...
 
 

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from smscode.domain import codes, phones
+from smscode.domain import codes, phones, purposes
 from smscode.domain.errors import NotFound, RateLimited, Unavailable
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.policy import Policy
@@ -58,20 +58,23 @@ class Sender:
         if policy.test_phones:  # said at every start: fixed codes must never ship unnoticed
             log.warning("TEST_PHONES active: %d phones get fixed codes", len(policy.test_phones))
 
-    def issue(self, raw_phone: str, client_ip: str) -> Issued:
-        """Issue a code to the phone and queue its SMS.
+    def issue(self, raw_phone: str, client_ip: str, purpose: str = purposes.DEFAULT) -> Issued:
+        """Issue a code for this purpose to the phone and queue its SMS.
+
+        The caps and the resend interval count per phone, whatever the purpose.
 
         Raises:
-            InvalidPhone, RateLimited, Unavailable.
+            InvalidPhone, InvalidRequest (purpose), RateLimited, Unavailable.
         """
         policy = self._policy
         phone = phones.normalize(raw_phone)
+        purpose = purposes.check(purpose)
         if phone in policy.test_phones:
-            return self._issue_test_phone(phone, policy.test_phones[phone])
+            return self._issue_test_phone(phone, policy.test_phones[phone], purpose)
         phones.require_allowed(phone, policy.allowed_prefixes)
         code = codes.generate_code(policy.code_length)
         message_id, request_id = uuid.uuid4().hex, uuid.uuid4().hex
-        send = {"phone": phone, "ip": client_ip, "message_id": message_id}
+        send = {"phone": phone, "ip": client_ip, "message_id": message_id, "purpose": purpose}
         rejection = self._store.issue(
             **send,
             masked=phones.mask(phone),
@@ -93,6 +96,7 @@ class Sender:
             minutes=policy.minutes,
             created_at=now,
             expires_at=now + timedelta(seconds=policy.code_ttl),
+            purpose=purpose,
         )
         try:
             self._publisher.publish(message)
@@ -108,7 +112,7 @@ class Sender:
         log.info("code issued", extra=extra)
         return self._issued(request_id)
 
-    def _issue_test_phone(self, phone: str, code: str) -> Issued:
+    def _issue_test_phone(self, phone: str, code: str, purpose: str) -> Issued:
         """A TEST_PHONES send: the fixed code stored in one script, no cap counted, no SMS."""
         request_id = uuid.uuid4().hex
         self._store.issue_test_phone(
@@ -118,6 +122,7 @@ class Sender:
             message_id=uuid.uuid4().hex,
             request_id=request_id,
             ttl=self._policy.code_ttl,
+            purpose=purpose,
         )
         extra = {"request_id": request_id, "phone": phones.mask(phone), "outcome": "test_phone"}
         log.warning("test phone: fixed code stored, no SMS sent", extra=extra)

@@ -3,43 +3,66 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from smscode.domain import codes, phones
+from smscode.domain import codes, phones, purposes
 from smscode.domain.errors import InvalidCode, NoActiveCode, TooManyAttempts
 from smscode.domain.policy import Policy
-from smscode.service_layer.ports import CodeStore, Metrics
+from smscode.service_layer.ports import CodeStore, Metrics, TokenSigner
 
 log = logging.getLogger("smscode.service")
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A code accepted: the signed proof for the app's backend, when a signing key is set."""
+
+    token: str | None = None
 
 
 class Verifier:
     """Checks codes against the store's hash, in one atomic step per attempt."""
 
-    def __init__(self, policy: Policy, store: CodeStore, secret: bytes, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        store: CodeStore,
+        secret: bytes,
+        metrics: Metrics,
+        signer: TokenSigner | None = None,
+    ) -> None:
         self._policy = policy
         self._store = store
         self._secret = secret
         self._metrics = metrics
+        self._signer = signer
 
-    def verify(self, raw_phone: str, code: str) -> None:
-        """Accept the phone's code once; count and burn wrong tries.
+    def verify(self, raw_phone: str, code: str, purpose: str = purposes.DEFAULT) -> Verified:
+        """Accept the phone's code for this purpose once; count and burn wrong tries.
+
+        A code sent for another purpose is not looked at (nor consumed): that answers as
+        no code at all.
 
         Raises:
-            InvalidPhone, InvalidCode, NoActiveCode, TooManyAttempts, Unavailable.
+            InvalidPhone, InvalidRequest (purpose), InvalidCode, NoActiveCode,
+            TooManyAttempts, Unavailable.
         """
         phone = phones.normalize(raw_phone)
+        purpose = purposes.check(purpose)
         outcome, detail = self._store.verify(
             phone=phone,
             candidate_hash=codes.hash_code(self._secret, phone, code),
             max_attempts=self._policy.max_verify_attempts,
             daily_failures=self._policy.verify_failures_daily,
+            purpose=purpose,
         )
         self._metrics.verified(outcome)
         log.info(
             "verification %s", outcome, extra={"phone": phones.mask(phone), "outcome": outcome}
         )
         if outcome == "ok":
-            return
+            signer = self._signer
+            return Verified(signer.sign(phone=phone, purpose=purpose) if signer else None)
         if outcome == "invalid":
             raise InvalidCode("The code is not correct.", attempts_left=int(detail))
         if outcome == "none":
