@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from smscode_dev.embedded import EmbeddedRedis
+from smscode_dev.stack import new_signing_key
 from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
 from tests.helpers import Server, Worker
 
@@ -100,3 +101,38 @@ def api(
 ) -> str:
     """The base URL of the running HTTP function, with Redis and the fake reset."""
     return stack[0].url
+
+
+TOKEN_AUDIENCE = "example-shop"
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> str:
+    """The Ed25519 private key (PEM) the token server signs with."""
+    return new_signing_key()
+
+
+@pytest.fixture(scope="session")
+def token_server(
+    stack: tuple[Server, Worker],
+    redis_url: str,
+    fake_ronglian_session: FakeRonglian,
+    signing_key: str,
+) -> Iterator[Server]:
+    """A second `smscode serve` that signs verification tokens; the session's worker delivers."""
+    env = stack_env(
+        redis_url,
+        fake_ronglian_session,
+        TOKEN_SIGNING_KEY=signing_key,
+        TOKEN_AUDIENCE=TOKEN_AUDIENCE,
+        SERVE_WORKERS="1",
+    )
+    server = Server(env).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def token_api(token_server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian) -> str:
+    """The base URL of the token-signing HTTP function, with Redis and the fake reset."""
+    return token_server.url

@@ -38,7 +38,7 @@ def _stop_all(children: Sequence[subprocess.Popen[bytes]]) -> None:
         _signal_group(child, signal.SIGKILL)
 
 
-def _new_signing_key() -> str:
+def new_signing_key() -> str:
     """A fresh Ed25519 key (PKCS#8 PEM) for this run's verification tokens."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -62,7 +62,7 @@ def run(*, cloud: bool = False) -> None:
     """
     env = dict(os.environ)
     env.setdefault("CODE_SECRET", secrets.token_urlsafe(32))
-    env.setdefault("TOKEN_SIGNING_KEY", _new_signing_key())
+    env.setdefault("TOKEN_SIGNING_KEY", new_signing_key())
     local_cloud = None
     if cloud:
         from smscode_dev.cloud import LocalCloud
