@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
+from tests.conftest import TOKEN_AUDIENCE
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import fresh_phone
 
@@ -70,7 +71,35 @@ def test_send_count_down_and_verify_in_english(
     # then
     expect(page.locator("#status")).to_have_text("Phone number verified")
     expect(page.locator("#status")).to_have_attribute("data-state", "success")
+    expect(page.locator("#token")).to_be_hidden()  # no signing key: no token, nothing to show
     page.screenshot(path=tmp_path / "verified-en.png", full_page=True)
+    assert problems == []
+
+
+def test_a_verified_phone_shows_the_token_claims(
+    browser: Browser, token_api: str, fake_ronglian: FakeRonglian, tmp_path: Path
+) -> None:
+    # given: the server signs tokens
+    page, problems = open_page(browser, token_api, "en-US")
+    phone = fresh_phone()
+    page.fill("#phone", phone)
+    page.click("#send")
+    [sms] = fake_ronglian.wait_for(1)
+    # when
+    page.fill("#code", sms.datas[0])
+    page.click("#verify")
+    # then: the decoded claims of the token the server answered
+    expect(page.locator("#status")).to_have_text("Phone number verified")
+    expect(page.locator("#token")).to_be_visible()
+    claim = page.locator("#claims dd")
+    expect(claim.and_(page.locator("[data-claim=sub]"))).to_have_text(f"+86{phone}")
+    expect(claim.and_(page.locator("[data-claim=phone_number_verified]"))).to_have_text("true")
+    expect(claim.and_(page.locator("[data-claim=purpose]"))).to_have_text("login")
+    expect(claim.and_(page.locator("[data-claim=aud]"))).to_have_text(TOKEN_AUDIENCE)
+    expect(claim.and_(page.locator("[data-claim=exp]"))).to_have_text(
+        re.compile(r"^\d{10} \(.+\)$")
+    )
+    page.screenshot(path=tmp_path / "verified-token-en.png", full_page=True)
     assert problems == []
 
 

@@ -25,6 +25,8 @@
       too_many_attempts: "Too many wrong attempts. Request a new code.",
       network: "Network error. Check your connection and try again.",
       unknown: "Something went wrong (HTTP {n}). Please try again.",
+      tokenHeading: "Verification token",
+      tokenHint: "Your backend checks it against /.well-known/jwks.json.",
     },
     zh: {
       title: "注册", heading: "创建账号",
@@ -48,6 +50,8 @@
       too_many_attempts: "错误次数过多，请重新获取验证码。",
       network: "网络错误，请检查网络连接后重试。",
       unknown: "出错了（HTTP {n}），请稍后重试。",
+      tokenHeading: "验证令牌",
+      tokenHint: "你的后端用 /.well-known/jwks.json 校验它。",
     },
   };
 
@@ -68,6 +72,7 @@
   const $ = (id) => document.getElementById(id);
   const form = $("signup"), phone = $("phone"), code = $("code");
   const sendBtn = $("send"), verifyBtn = $("verify"), status = $("status");
+  const tokenBox = $("token"), claimsList = $("claims");
 
   function localize() {
     document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -178,18 +183,42 @@
     }
   }
 
+  // The token's claims, decoded for show only: the app's backend verifies the signature.
+  function showClaims(token) {
+    tokenBox.hidden = true;
+    claimsList.replaceChildren();
+    if (typeof token !== "string") return;
+    let claims;
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
+      claims = JSON.parse(new TextDecoder().decode(bytes));
+    } catch { return; }
+    const times = new Set(["iat", "exp"]);
+    for (const [name, value] of Object.entries(claims)) {
+      const term = document.createElement("dt"), detail = document.createElement("dd");
+      term.textContent = name;
+      detail.textContent = times.has(name) ? `${value} (${new Date(value * 1000).toLocaleString(tag)})` : String(value);
+      detail.dataset.claim = name;
+      claimsList.append(term, detail);
+    }
+    tokenBox.hidden = false;
+  }
+
   async function verifyCode() {
     if (verifyBtn.disabled) return;
     if (!checkPhone()) return phone.focus();
     const value = ascii(code.value);
     if (!fieldError(code, value ? "" : t("codeMissing"))) return code.focus();
     busy(verifyBtn, "verifying");
+    showClaims(null);
     const answer = await post("codes/verify", { phone: ascii(phone.value), code: value });
     verifyBtn.removeAttribute("aria-busy");
     verifyBtn.disabled = false;
     verifyBtn.textContent = t("verify");
     if (answer.ok) {
       setStatus("success", t("verified"));
+      showClaims(answer.data.token);
     } else {
       setStatus("error", errorText(answer));
       if (answer.data.error === "invalid_code") code.select();
