@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import jwt
 import pytest
 import requests
 
@@ -30,7 +31,13 @@ def test_dev_runs_the_whole_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         code = dev.read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
         body = {"phone": phone, "code": code}
         verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
-        assert verified.json() == {"status": "success"}
+        assert verified.json()["status"] == "success"
+        # with a token signed by the key dev made for this run, and published in its JWKS
+        token = verified.json()["token"]
+        keys = jwt.PyJWKClient(f"http://127.0.0.1:{port}/.well-known/jwks.json")
+        claims = jwt.decode(token, keys.get_signing_key_from_jwt(token).key, algorithms=["EdDSA"])
+        assert claims["phone_number"] == f"+86{phone}"
+        assert "PRIVATE KEY" not in dev.output()
     finally:
         dev.interrupt()
     assert dev.group_gone(), "smscode dev left processes running"

@@ -89,6 +89,18 @@ def test_a_wrong_code_for_a_test_phone_is_refused_like_any_other(server: Server)
     assert answer.json()["error"] == "invalid_code"
 
 
+def test_a_test_phone_code_verifies_only_for_the_purpose_it_was_sent_for(
+    server: Server, redis_client: redis.Redis
+) -> None:
+    url = server.url
+    send = {"phone": TEST_PHONE, "purpose": "signup"}
+    assert requests.post(f"{url}/codes", json=send, timeout=5).status_code == 202
+    login = {"phone": TEST_PHONE, "code": FIXED_CODE}
+    assert requests.post(f"{url}/codes/verify", json=login, timeout=5).status_code == 400
+    signup = login | {"purpose": "signup"}
+    assert requests.post(f"{url}/codes/verify", json=signup, timeout=5).status_code == 200
+
+
 def test_the_server_warns_at_start_that_test_phones_are_active(server: Server) -> None:
     # one line from `smscode serve` at start, one from each worker process once it serves
     lines = [line for line in server.output().splitlines() if "TEST_PHONES active" in line]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,9 @@ import pytest
 import redis
 import requests
 
+from smscode.adapters import keys
+from smscode.adapters.redis_store import RedisStore, connect
+from smscode.domain.policy import Limits
 from smscode_dev.stack import new_signing_key
 from tests.conftest import TOKEN_AUDIENCE, stack_env
 from tests.fakes.ronglian import FakeRonglian
@@ -121,6 +125,29 @@ def test_caps_and_the_resend_interval_stay_per_phone_across_purposes(token_api: 
     again = send(token_api, phone, purpose="login")
     assert again.status_code == 429
     assert again.json()["error"] == "rate_limited"
+
+
+def test_an_unqueued_send_is_undone_on_its_purposes_code_only(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    # given: a login code and a sign-up code for one phone
+    store = RedisStore(connect(redis_url))
+    phone, limits = f"+86{fresh_phone()}", Limits(300, 0, 10, 10, 10, 10)
+    sends = {}
+    for purpose in ("login", "signup"):
+        sends[purpose] = {
+            "phone": phone,
+            "ip": "192.0.2.1",
+            "message_id": uuid.uuid4().hex,
+            "request_id": uuid.uuid4().hex,
+            "purpose": purpose,
+        }
+        assert store.issue(**sends[purpose], masked="m", code_hash=purpose, limits=limits) is None
+    # when: the sign-up message could not be queued
+    assert store.unissue(**sends["signup"])
+    # then: its code is gone, the login code is not
+    assert not redis_client.exists(keys.code(phone, "signup"))
+    assert redis_client.hget(keys.code(phone, "login"), "h") == "login"
 
 
 @pytest.mark.parametrize("purpose", ["", "Login", "a" * 33, "log in", "登录", "x/y"])
