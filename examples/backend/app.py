@@ -1,4 +1,7 @@
-"""A sign-up handler that trusts smscode's token, checked against the JWKS, not the browser."""
+"""A sign-up handler that trusts smscode's token, checked against the JWKS, not the browser.
+
+Run: SMSCODE_URL=http://127.0.0.1:8080 TOKEN_AUDIENCE=example-shop flask --app app.py run
+"""
 
 import os
 
