@@ -27,6 +27,7 @@ class Sent:
     sid: str
     repeat: bool = False
     status_code: str = ""  # the provider's own success code, for the log line
+    provider: str = ""  # which provider took it, for GET /codes/{request_id}
 
 
 @dataclass(frozen=True)

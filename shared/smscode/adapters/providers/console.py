@@ -21,4 +21,4 @@ class ConsoleProvider:
         )
         with self._lock:
             print(line, file=sys.stdout, flush=True)
-        return Sent(sid=f"console-{sms.key}")
+        return Sent(sid=f"console-{sms.key}", provider="console")

@@ -136,9 +136,9 @@ def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result
         return MaybeSent("unparseable answer")
     if code == SUCCESS:
         sid = answer.get("templateSMS", {}).get("smsMessageSid", "")
-        return Sent(sid=str(sid), status_code=code)
+        return Sent(sid=str(sid), status_code=code, provider="ronglian")
     if code == REPEATED_REQ_ID and with_req_id:
-        return Sent(sid="", repeat=True, status_code=code)
+        return Sent(sid="", repeat=True, status_code=code, provider="ronglian")
     message = str(answer.get("statusMsg", ""))[:200]
     if code in NOT_SENT:
         return NotSent(message or "retryable refusal", code)
