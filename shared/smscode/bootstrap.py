@@ -8,11 +8,13 @@ from typing import Any
 
 from smscode.adapters import logs
 from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
+from smscode.adapters.redis_circuits import RedisCircuits
 from smscode.adapters.redis_store import RedisStore, connect
 from smscode.domain import signing_keys
 from smscode.domain.policy import Limits, Policy
 from smscode.domain.sealing import Sealer
 from smscode.service_layer.deliver import Deliverer
+from smscode.service_layer.failover import Failover, Route
 from smscode.service_layer.intake import receive
 from smscode.service_layer.ports import Provider, Publisher, TokenSigner
 from smscode.service_layer.send import Sender
@@ -48,6 +50,39 @@ def _ronglian(settings: Settings) -> Provider:
     )
 
 
+def _aliyun(settings: Settings) -> Provider:
+    from smscode.adapters.providers.aliyun import AliyunProvider, Credentials
+
+    # Settings already refused an aliyun provider without these four.
+    assert settings.aliyun_access_key_id
+    assert settings.aliyun_access_key_secret
+    assert settings.aliyun_sign_name
+    assert settings.aliyun_template_code
+    creds = Credentials(
+        key_id=settings.aliyun_access_key_id,
+        secret=settings.aliyun_access_key_secret.get_secret_value(),
+    )
+    return AliyunProvider(
+        creds,
+        sign_name=settings.aliyun_sign_name,
+        template_code=settings.aliyun_template_code,
+        endpoint=settings.aliyun_endpoint,
+        connect_timeout=settings.aliyun_connect_timeout_seconds,
+        read_timeout=settings.aliyun_read_timeout_seconds,
+        pool_size=settings.worker_concurrency,
+    )
+
+
+def _call_seconds(settings: Settings, name: str) -> float:
+    """The longest one send through the provider can take (Aliyun's may look up first)."""
+    if name == "ronglian":
+        return settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds
+    if name == "aliyun":
+        each = settings.aliyun_connect_timeout_seconds + settings.aliyun_read_timeout_seconds
+        return 3 * each  # up to two QuerySendDetails days, then SendSms
+    return 0.0
+
+
 def _celery(settings: Settings) -> Publisher:
     from smscode.adapters.publishers.celery import CeleryPublisher
 
@@ -77,7 +112,11 @@ def _inline(settings: Settings) -> Publisher:
     )
 
 
-PROVIDERS: dict[str, Callable[[Settings], Provider]] = {"console": _console, "ronglian": _ronglian}
+PROVIDERS: dict[str, Callable[[Settings], Provider]] = {
+    "console": _console,
+    "ronglian": _ronglian,
+    "aliyun": _aliyun,
+}
 PUBLISHERS: dict[str, Callable[[Settings], Publisher]] = {
     "celery": _celery,
     "sqs": _sqs,
@@ -126,16 +165,65 @@ def _secret() -> bytes:
     return get_settings().code_secret.get_secret_value().encode()
 
 
+def _lease_seconds(settings: Settings) -> float:
+    """The delivery lease: it must outlast one send, through every listed provider in turn,
+    so a slow answer never overlaps a retry (and a retry never switches provider under it)."""
+    return 2 * max(
+        settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds,
+        sum(_call_seconds(settings, name) for name in settings.providers),
+    )
+
+
+@cache
+def circuits() -> RedisCircuits:
+    """The providers' circuit breakers and the messages' provider pins, in the codes' Redis."""
+    settings = get_settings()
+    return RedisCircuits(
+        store().client,
+        threshold=settings.circuit_failure_threshold,
+        window_seconds=settings.circuit_window_seconds,
+        cooldown_seconds=settings.circuit_cooldown_seconds,
+        probe_seconds=_lease_seconds(settings),
+        pin_ttl_seconds=settings.code_ttl_seconds + 60,
+    )
+
+
+def _provider(settings: Settings) -> Provider:
+    """The one provider listed, or failover over several (README "Failover")."""
+    if len(settings.providers) == 1:
+        return TimedProvider(PROVIDERS[settings.providers[0]](settings))
+    routes = []
+    for name in settings.providers:
+        provider = PROVIDERS[name](settings)
+        # A provider that does not deduplicate (Aliyun) can look in its records instead.
+        find = getattr(provider, "find", None)
+        routes.append(Route(name, TimedProvider(provider), find))
+    return Failover(
+        routes,
+        circuits(),
+        PrometheusMetrics(),
+        lookup_delay_seconds=settings.aliyun_lookup_delay_seconds,
+    )
+
+
+def provider_health() -> list[dict[str, str | None]]:
+    """Each listed provider and its circuit, for /healthz (None: one provider, no breaker)."""
+    providers = get_settings().providers
+    if len(providers) == 1:
+        return [{"name": providers[0], "circuit": None}]
+    states = circuits().states(providers)
+    return [{"name": name, "circuit": states[name]} for name in providers]
+
+
 @cache
 def deliverer() -> Deliverer:
     """The process's deliver use case, with the configured provider."""
     settings = get_settings()
     logging()
-    # The lease must outlast one provider call so a slow answer never overlaps a retry.
-    lease = 2 * (settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds)
+    lease = _lease_seconds(settings)
     return Deliverer(
         store(),
-        TimedProvider(PROVIDERS[settings.sms_provider](settings)),
+        _provider(settings),
         sealer(),
         PrometheusMetrics(),
         lease_seconds=lease,
@@ -192,5 +280,5 @@ def jwks() -> dict[str, Any]:
 def reset() -> None:
     """Forget the settings and everything built from them (for tests that change the env)."""
     get_settings.cache_clear()
-    for built in (logging, store, sealer, deliverer, sender, verifier, jwks):
+    for built in (logging, store, sealer, circuits, deliverer, sender, verifier, jwks):
         built.cache_clear()

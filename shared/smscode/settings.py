@@ -20,6 +20,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from smscode.domain import phones
 from smscode.domain.errors import InvalidPhone
 
+# Each provider SMS_PROVIDER may list, and the settings it cannot do without.
+PROVIDER_NAMES: dict[str, tuple[str, ...]] = {
+    "console": (),
+    "ronglian": ("ronglian_acc_id", "ronglian_acc_token", "ronglian_app_id"),
+    "aliyun": (
+        "aliyun_access_key_id", "aliyun_access_key_secret",
+        "aliyun_sign_name", "aliyun_template_code",
+    ),
+}  # fmt: skip
+
 
 class SettingsError(Exception):
     """A missing or invalid setting; the message is one line naming the variable."""
@@ -47,7 +57,8 @@ class Settings(BaseSettings):
     delivery_retry_max_seconds: float = Field(default=30.0, gt=0, le=600)
     sqs_queue_url: str | None = None
 
-    sms_provider: Literal["console", "ronglian"] = "console"
+    # One provider, or several in failover order ("ronglian,aliyun"): see `providers`.
+    sms_provider: str = "console"
     ronglian_acc_id: str | None = None
     ronglian_acc_token: SecretStr | None = None
     ronglian_app_id: str | None = None
@@ -55,6 +66,20 @@ class Settings(BaseSettings):
     ronglian_base_url: str = Field(default="https://app.cloopen.com:8883", pattern=r"^https?://")
     ronglian_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     ronglian_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    aliyun_access_key_id: str | None = None
+    aliyun_access_key_secret: SecretStr | None = None
+    aliyun_sign_name: str | None = None
+    aliyun_template_code: str | None = None
+    aliyun_endpoint: str = Field(default="https://dysmsapi.aliyuncs.com", pattern=r"^https?://")
+    aliyun_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    aliyun_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # After an ambiguous Aliyun answer, wait this long before asking QuerySendDetails whether
+    # it sent (its records lag the send), and resend only if they show nothing.
+    aliyun_lookup_delay_seconds: float = Field(default=10.0, ge=0, le=600)
+    # The circuit breaker each listed provider gets when there are several (README "Failover").
+    circuit_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    circuit_window_seconds: float = Field(default=30.0, gt=0, le=3600)
+    circuit_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     code_length: int = Field(default=6, ge=4, le=10)
     code_ttl_seconds: int = Field(default=300, ge=30, le=86400)
@@ -88,6 +113,17 @@ class Settings(BaseSettings):
     token_issuer: str = Field(default="smscode", min_length=1, max_length=200)
     token_audience: str | None = Field(default=None, min_length=1, max_length=200)
     token_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+
+    @field_validator("sms_provider")
+    @classmethod
+    def _provider_names(cls, value: str) -> str:
+        names = [part.strip() for part in value.split(",")]
+        if not all(names) or any(name not in PROVIDER_NAMES for name in names):
+            known = ", ".join(PROVIDER_NAMES)
+            raise ValueError(f"expected one of {known}, or several separated by commas")
+        if len(set(names)) != len(names):
+            raise ValueError("a provider is listed twice")
+        return ",".join(names)
 
     @field_validator("redis_url")
     @classmethod
@@ -185,11 +221,16 @@ class Settings(BaseSettings):
             raise ValueError("CELERY_BROKER_URL is required when REDIS_URL is a cluster")
         if self.delivery_backend == "sqs" and not self.sqs_queue_url:
             raise ValueError("SQS_QUEUE_URL is required when DELIVERY_BACKEND=sqs")
-        if self.sms_provider == "ronglian":
-            for name in ("ronglian_acc_id", "ronglian_acc_token", "ronglian_app_id"):
+        for provider in self.providers:
+            for name in PROVIDER_NAMES[provider]:
                 if not getattr(self, name):
-                    raise ValueError(f"{name.upper()} is required when SMS_PROVIDER=ronglian")
+                    raise ValueError(f"{name.upper()} is required when {provider} is listed")
         return self
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """SMS_PROVIDER's names, in failover order."""
+        return tuple(self.sms_provider.split(","))
 
     @property
     def broker_url(self) -> str:

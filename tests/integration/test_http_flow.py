@@ -137,6 +137,7 @@ def test_status_reports_delivery_with_the_phone_masked(
         "request_id": request_id,
         "state": "sent",
         "phone": f"+86{phone[:3]}****{phone[-4:]}",
+        "provider": "ronglian",
     }
     assert requests.get(f"{api}/codes/{'0' * 32}", timeout=5).status_code == 404
 
@@ -147,7 +148,10 @@ def test_page_and_health(api: str) -> None:
     assert '<html lang="zh-CN"' in page.text
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert requests.get(f"{api}/assets/app.js", timeout=5).status_code == 200
-    assert requests.get(f"{api}/healthz", timeout=5).json() == {"status": "ok"}
+    assert requests.get(f"{api}/healthz", timeout=5).json() == {
+        "status": "ok",
+        "providers": [{"name": "ronglian", "circuit": None}],  # one provider: no breaker
+    }
 
 
 def test_redis_never_holds_a_code_in_clear(

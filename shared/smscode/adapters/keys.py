@@ -83,3 +83,13 @@ def prefix_hourly(prefix: str) -> str:
 def global_minute() -> str:
     """All sends in the current minute window: the budget's last line."""
     return f"{TAG}:global"
+
+
+def circuit(provider: str) -> str:
+    """A provider's circuit breaker, shared by every worker: state, opened, probe, failures."""
+    return f"{TAG}:circuit:{provider}"
+
+
+def pin(message_id: str) -> str:
+    """The provider a message is pinned to ("name:ms"): the only one it may go to from then."""
+    return f"{TAG}:pin:{message_id}"

@@ -36,12 +36,25 @@ PROVIDER_LATENCY = Histogram(
     "Time of one call to the SMS provider, answered or not.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
 )
+CIRCUIT_CHANGES = Counter(
+    "smscode_circuit_changes",
+    "Changes of a provider's circuit breaker, by provider and the state it changed to.",
+    ["provider", "state"],
+)
+RESENDS_AFTER_LOOKUP = Counter(
+    "smscode_resends_after_lookup",
+    "Resends after an ambiguous answer whose provider's records showed no earlier SMS "
+    "(the one place a second SMS could still happen, see README), by provider.",
+    ["provider"],
+)
 _COUNTERS = {
     "sends_accepted": SENDS,
     "send_rejections": REJECTIONS,
     "verifications": VERIFICATIONS,
     "deliveries": DELIVERIES,
     "provider_permanent_failures": PERMANENT_FAILURES,
+    "circuit_changes": CIRCUIT_CHANGES,
+    "resends_after_lookup": RESENDS_AFTER_LOOKUP,
 }
 # Raw latencies since the last EMF flush: CloudWatch computes percentiles from values, not
 # buckets. Bounded so a process that never flushes (self-hosted) cannot grow without end.
@@ -71,6 +84,14 @@ class PrometheusMetrics:
     def permanent_failure(self, code: str) -> None:
         """Count one send a provider refused for good, by the provider's status code."""
         PERMANENT_FAILURES.labels(code=code or "unknown").inc()
+
+    def circuit_changed(self, provider: str, state: str) -> None:
+        """Count one change of a provider's circuit."""
+        CIRCUIT_CHANGES.labels(provider=provider, state=state).inc()
+
+    def resent_after_lookup(self, provider: str) -> None:
+        """Count one resend after an ambiguous answer and an empty lookup."""
+        RESENDS_AFTER_LOOKUP.labels(provider=provider).inc()
 
 
 class TimedProvider:

@@ -187,6 +187,7 @@ class RedisStore:
         ttl: int = 300,
         masked: str = "",
         recheck_ms: int = 60_000,
+        provider: str = "",
     ) -> str | None:
         """Record a final state (never over 'sent') and release the lease if we hold it.
 
@@ -200,7 +201,10 @@ class RedisStore:
                     keys.request(request_id), keys.lease(message_id),
                     keys.outbox(), keys.outbox_messages(),
                 ],
-                args=[state or "", sid, token, now, ttl, masked, message_id, now + recheck_ms],
+                args=[
+                    state or "", sid, token, now, ttl, masked, message_id, now + recheck_ms,
+                    provider,
+                ],
             )  # fmt: skip
         return result  # type: ignore[no-any-return]
 

@@ -145,12 +145,14 @@ class Api:
         health: Callable[[], None],
         cors_origins: Callable[[], frozenset[str]] = frozenset,
         jwks: Callable[[], Mapping[str, Any]] = lambda: {"keys": []},
+        providers: Callable[[], list[dict[str, str | None]]] = list,
     ) -> None:
         self._sender = sender  # built lazily: the page and 404s need no Redis
         self._verifier = verifier
         self._health = health
         self._cors_origins = cors_origins
         self._jwks = jwks
+        self._providers = providers
         self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
             (re.compile(r"/"), {"GET": self.page}),
             (re.compile(r"/assets/(?P<name>[a-z]+\.(?:js|css))"), {"GET": self.asset}),
@@ -279,9 +281,9 @@ class Api:
         return response
 
     def healthz(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
-        """GET /healthz: 200 when Redis answers, else 503."""
+        """GET /healthz: 200 when Redis answers, else 503; each provider's circuit."""
         self._health()
-        return json_response(200, {"status": "ok"})
+        return json_response(200, {"status": "ok", "providers": self._providers()})
 
 
 @cache
@@ -294,4 +296,5 @@ def api() -> Api:
         lambda: bootstrap.store().ping(),
         lambda: get_settings().cors_origins,
         bootstrap.jwks,
+        providers=bootstrap.provider_health,
     )

@@ -94,6 +94,7 @@ class CodeStore(Protocol):
         ttl: int = 300,
         masked: str = "",
         recheck_ms: int = 60_000,
+        provider: str = "",
     ) -> str | None:
         """Record a final state (never over 'sent') and release the lease if we hold it."""
         ...
@@ -156,4 +157,40 @@ class Metrics(Protocol):
 
     def permanent_failure(self, code: str) -> None:
         """One send a provider refused for good, by its status code."""
+        ...
+
+
+CircuitState = Literal["closed", "open", "half_open"]
+Change = tuple[CircuitState, CircuitState]  # (before, after)
+
+
+class CircuitStore(Protocol):
+    """Each provider's circuit breaker and each message's provider pin, shared by all workers.
+
+    Every method is one atomic step; each raises `domain.errors.Unavailable` when the
+    store cannot be reached.
+    """
+
+    def allow(self, provider: str) -> tuple[bool, Change]:
+        """Whether a call may go to the provider now (a half-open circuit lets one probe)."""
+        ...
+
+    def record(self, provider: str, outcome: Literal["success", "failure", "trip"]) -> Change:
+        """Count what a call ended in; 'trip' opens the circuit at once."""
+        ...
+
+    def states(self, providers: tuple[str, ...]) -> dict[str, CircuitState]:
+        """Each provider's circuit as stored."""
+        ...
+
+    def pinned(self, key: str) -> tuple[str, float] | None:
+        """The provider the message is pinned to and when it was pinned (epoch s), if any."""
+        ...
+
+    def pin(self, key: str, provider: str) -> bool:
+        """Pin the message to the provider; False when its delivery lease is gone."""
+        ...
+
+    def unpin(self, key: str) -> None:
+        """Forget the pin: no provider may have sent the message."""
         ...

@@ -135,7 +135,7 @@ class Sender:
             resend_after=self._policy.resend_interval,
         )
 
-    def status(self, request_id: str) -> dict[str, str]:
+    def status(self, request_id: str) -> dict[str, str | None]:
         """The delivery state of one accepted send, phone masked.
 
         Raises:
@@ -144,4 +144,9 @@ class Sender:
         state = self._store.request_state(request_id) if len(request_id) == 32 else {}
         if not state:
             raise NotFound("No send with this request id is known (or it has expired).")
-        return {"request_id": request_id, "state": state["state"], "phone": state["phone"]}
+        return {
+            "request_id": request_id,
+            "state": state["state"],
+            "phone": state["phone"],
+            "provider": state.get("provider"),  # which provider took it; None until sent
+        }

@@ -1,0 +1,144 @@
+"""Failover through the running stack: Ronglian down, back, or refusing for good, and Aliyun."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import redis
+import requests
+
+from smscode_dev.embedded import free_port
+from tests.conftest import stack_env
+from tests.fakes.aliyun import (
+    DEFAULT_KEY_ID,
+    DEFAULT_SECRET,
+    DEFAULT_SIGN_NAME,
+    DEFAULT_TEMPLATE_CODE,
+    FakeAliyun,
+)
+from tests.fakes.ronglian import FakeRonglian, Fault
+from tests.helpers import Server, Worker
+from tests.integration.test_faults_common import FAST, Sent, broker_db, post_many, settle, started
+
+COOLDOWN = 2
+
+
+@pytest.fixture
+def aliyun() -> Iterator[FakeAliyun]:
+    with FakeAliyun() as fake:
+        yield fake
+
+
+def failover_env(
+    redis_url: str, ronglian: FakeRonglian, aliyun: FakeAliyun, **overrides: str
+) -> dict[str, str]:
+    """The stack with both providers listed, a short cool-down, fast retries."""
+    env = stack_env(
+        redis_url, ronglian, SMS_PROVIDER="ronglian,aliyun",
+        ALIYUN_ACCESS_KEY_ID=DEFAULT_KEY_ID, ALIYUN_ACCESS_KEY_SECRET=DEFAULT_SECRET,
+        ALIYUN_SIGN_NAME=DEFAULT_SIGN_NAME, ALIYUN_TEMPLATE_CODE=DEFAULT_TEMPLATE_CODE,
+        ALIYUN_ENDPOINT=aliyun.endpoint, ALIYUN_CONNECT_TIMEOUT_SECONDS="0.5",
+        ALIYUN_READ_TIMEOUT_SECONDS="0.5", ALIYUN_LOOKUP_DELAY_SECONDS="1",
+        CIRCUIT_COOLDOWN_SECONDS=str(COOLDOWN), CELERY_BROKER_URL=broker_db(redis_url, 7),
+        CELERY_QUEUE=f"failover-{uuid.uuid4().hex[:12]}", **FAST,
+    )  # fmt: skip
+    return env | overrides
+
+
+def delivered(
+    client: redis.Redis, api: str, sends: list[Sent]
+) -> tuple[dict[str, str | None], list[str]]:
+    """Each accepted send's provider (by phone) once every send is final, and the states."""
+    settle(client, None, sends)
+    providers, states = {}, []
+    for send in sends:
+        status = requests.get(f"{api}/codes/{send.request_id}", timeout=5).json()
+        providers[send.phone] = status["provider"]
+        states.append(status["state"])
+    return providers, states
+
+
+def circuits(api: str) -> dict[str, str | None]:
+    body = requests.get(f"{api}/healthz", timeout=5).json()
+    assert body["status"] == "ok"
+    return {provider["name"]: provider["circuit"] for provider in body["providers"]}
+
+
+@pytest.mark.slow
+def test_ronglian_refusing_connections_fails_over_to_aliyun_and_traffic_returns_when_it_is_back(
+    redis_client: redis.Redis, redis_url: str, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given Ronglian listed first but nothing listening on its port (connection refused)
+    port = free_port()
+    env = failover_env(
+        redis_url, fake_ronglian, aliyun, RONGLIAN_BASE_URL=f"http://127.0.0.1:{port}"
+    )
+    server, worker = Server(env), Worker(env)
+    with started(server, worker):
+        # when 40 phones ask for a code
+        down = post_many(server.url, 40)
+        assert all(send.status == 202 for send in down)
+        providers, states = delivered(redis_client, server.url, down)
+        # then each send reached Aliyun exactly once, and its code verifies
+        assert states == ["sent"] * 40
+        assert set(providers.values()) == {"aliyun"}
+        assert Counter(sms.to for sms in aliyun.sent) == Counter(providers.keys())
+        for send in down:
+            [sms] = aliyun.sms_to(send.phone)
+            answer = requests.post(
+                f"{server.url}/codes/verify",
+                json={"phone": send.phone, "code": sms.code},
+                timeout=5,
+            )
+            assert answer.status_code == 200, answer.text
+        assert circuits(server.url) == {"ronglian": "open", "aliyun": "closed"}
+        assert "circuit ronglian: closed -> open" in worker.output()
+
+        # when Ronglian comes back on its port and the cool-down passes
+        with FakeRonglian(port=port) as ronglian:
+            time.sleep(COOLDOWN)
+            probe = post_many(server.url, 1)
+            providers_back, _ = delivered(redis_client, server.url, probe)
+            back = post_many(server.url, 20)
+            providers_back |= delivered(redis_client, server.url, back)[0]
+            # then the probe closed its circuit and new sends go to Ronglian again
+            assert set(providers_back.values()) == {"ronglian"}
+            assert circuits(server.url) == {"ronglian": "closed", "aliyun": "closed"}
+            # and across both providers no phone got two SMS
+            everyone = Counter(sms.to for sms in aliyun.sent) + Counter(
+                sms.to for sms in ronglian.accepted
+            )
+            assert everyone == Counter(providers.keys()) + Counter(providers_back.keys())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["ronglian,aliyun", "aliyun,ronglian"])
+def test_a_provider_refusing_for_good_does_not_stop_delivery_while_another_is_listed(
+    redis_client: redis.Redis,
+    redis_url: str,
+    aliyun: FakeAliyun,
+    fake_ronglian: FakeRonglian,
+    order: str,
+) -> None:
+    # given the first listed provider refusing every send for good
+    first, second = order.split(",")
+    if first == "ronglian":
+        fake_ronglian.set_policy(lambda _: (Fault.STATUS, "111142"))  # balance too low
+    else:
+        aliyun.template_code = "SMS_NOT_OURS"  # our template is not approved there
+    env = failover_env(redis_url, fake_ronglian, aliyun, SMS_PROVIDER=order)
+    server = Server(env)
+    with started(server, Worker(env)):
+        # when 15 phones ask for a code
+        sends = post_many(server.url, 15)
+        providers, states = delivered(redis_client, server.url, sends)
+        # then every one is sent, once, by the other provider
+        assert states == ["sent"] * 15
+        assert set(providers.values()) == {second}
+        assert circuits(server.url)[first] == "open"
+    sms = [s.to for s in aliyun.sent] + [s.to for s in fake_ronglian.accepted]
+    assert Counter(sms) == Counter(providers.keys())
