@@ -20,9 +20,19 @@ from tests.fakes.aliyun import (
     DEFAULT_TEMPLATE_CODE,
     FakeAliyun,
 )
+from tests.fakes.aliyun import Fault as AliyunFault
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import Server, Worker
-from tests.integration.test_faults_common import FAST, Sent, broker_db, post_many, settle, started
+from tests.integration.test_faults_common import (
+    FAST,
+    Sent,
+    broker_db,
+    post_many,
+    report,
+    settle,
+    started,
+)
+from tests.integration.test_faults_worker_kill import kill_run
 
 COOLDOWN = 2
 
@@ -142,3 +152,59 @@ def test_a_provider_refusing_for_good_does_not_stop_delivery_while_another_is_li
         assert circuits(server.url)[first] == "open"
     sms = [s.to for s in aliyun.sent] + [s.to for s in fake_ronglian.accepted]
     assert Counter(sms) == Counter(providers.keys())
+
+
+class BothFakes:
+    """The two fakes seen as one, for the kill test's counts: an SMS at either is one SMS."""
+
+    def __init__(self, ronglian: FakeRonglian, aliyun: FakeAliyun) -> None:
+        self.ronglian, self.aliyun = ronglian, aliyun
+
+    @property
+    def accepted(self) -> list[object]:
+        return [*self.ronglian.accepted, *self.aliyun.sent]
+
+    @property
+    def latency(self) -> float:
+        return self.ronglian.latency
+
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self.ronglian.latency = self.aliyun.latency = seconds
+
+
+@pytest.mark.slow
+def test_failover_with_faults_at_both_providers_and_worker_kills_sends_each_code_once(
+    redis_client: redis.Redis, redis_url: str, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given Ronglian refusing (160000), answering 172001 / HTTP 500 or losing its answer after
+    # sending on 40 % of calls, and Aliyun failing 30 % of its calls, half of them after sending
+    fake_ronglian.chaos(
+        0.4, [(Fault.STATUS, "160000"), (Fault.STATUS, "172001"), Fault.HTTP_500, Fault.DROP_SENT]
+    )
+    aliyun.chaos(
+        0.3,
+        [
+            AliyunFault.ERROR_SENT, AliyunFault.DROP_SENT, AliyunFault.DROP_UNSENT,
+            (AliyunFault.CODE, "ServiceUnavailable"),
+        ],
+    )  # fmt: skip
+    env = failover_env(redis_url, fake_ronglian, aliyun, CELERY_BROKER_URL=broker_db(redis_url, 8))
+    env.pop("CELERY_QUEUE")  # kill_run's settle watches the default queue of its broker
+    broker = redis.Redis.from_url(env["CELERY_BROKER_URL"], decode_responses=True)
+    broker.flushdb()
+    try:
+        # when 200 phones ask while the worker is SIGKILLed every 1-3 s
+        counts, kills = kill_run(
+            redis_client, broker, BothFakes(fake_ronglian, aliyun), env,  # type: ignore[arg-type]
+            sends_count=200, pause=(1.0, 3.0),
+        )  # fmt: skip
+    finally:
+        broker.flushdb()
+        broker.close()
+    report(f"failover, faults at both, worker SIGKILLed {kills} times", counts, fake_ronglian)
+    print(f"  at Ronglian {len(fake_ronglian.accepted)}, at Aliyun {len(aliyun.sent)}")
+    # then every accepted send got exactly one SMS, at one provider or the other
+    assert counts.accepted == 200
+    assert counts.lost == 0
+    assert counts.duplicates == 0
