@@ -48,6 +48,18 @@ def test_answers_map_to_their_kind(status: int, payload: bytes, kind: type[Resul
     assert type(classify_answer(status, payload)) is kind
 
 
+def test_a_signature_mismatch_never_carries_the_signed_phone_or_code_into_the_reason() -> None:
+    # Aliyun quotes the string it signed, which holds PhoneNumbers and TemplateParam
+    message = (
+        "Specified signature is not matched with our calculation. server string to sign is:"
+        "POST&%2F&...PhoneNumbers%3D13800138000...TemplateParam%3D%257B%2522code%2522..."
+    )
+    payload = json.dumps({"Code": "SignatureDoesNotMatch", "Message": message}).encode()
+    result = classify_answer(400, payload)
+    assert isinstance(result, Failed)
+    assert result.reason == "Specified signature is not matched with our calculation."
+
+
 @pytest.fixture(scope="module")
 def fake_session() -> Iterator[FakeAliyun]:
     with FakeAliyun() as fake:

@@ -115,7 +115,9 @@ def classify_answer(status: int, payload: bytes) -> Result:
     """
     answer = _answer(payload)
     code = str(answer.get("Code", "")) if answer else ""
-    message = str(answer.get("Message", ""))[:200] if answer else ""
+    message = str(answer.get("Message", "")) if answer else ""
+    # SignatureDoesNotMatch quotes the string it signed: our phone and code, never to be logged
+    message = message.partition(" server string to sign")[0][:200]
     if status == 200 and code == "OK":
         return Sent(
             sid=str(answer.get("BizId", "")) if answer else "", status_code=code, provider=NAME
