@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -106,7 +107,14 @@ def test_ronglian_refusing_connections_fails_over_to_aliyun_and_traffic_returns_
             )
             assert answer.status_code == 200, answer.text
         assert circuits(server.url) == {"ronglian": "open", "aliyun": "closed"}
-        assert "circuit ronglian: closed -> open" in worker.output()
+        [opened] = [
+            json.loads(line)
+            for line in worker.output().splitlines()
+            if "circuit ronglian: closed -> open" in line
+        ]
+        assert (opened["level"], opened["provider"], opened["circuit"]) == (
+            "warning", "ronglian", "open",
+        )  # fmt: skip
 
         # when Ronglian comes back on its port and the cool-down passes
         with FakeRonglian(port=port) as ronglian:

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_FIELDS = ("request_id", "phone", "status_code", "outcome")
+_FIELDS = ("request_id", "phone", "status_code", "outcome", "provider", "circuit")
 
 
 class JsonFormatter(logging.Formatter):

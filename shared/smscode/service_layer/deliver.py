@@ -99,6 +99,7 @@ class Deliverer:
         extra |= {"outcome": {Sent: "sent", Failed: "failed"}.get(type(result), "retry")}
         if isinstance(result, Sent):
             finish(state="sent", token=token, sid=result.sid, provider=result.provider)
+            extra |= {"provider": result.provider}
             log.info("delivered%s", " (repeat of an earlier attempt)" * result.repeat, extra=extra)
             return Outcome.SENT
         if isinstance(result, Failed):
