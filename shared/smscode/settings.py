@@ -21,7 +21,7 @@ from smscode.domain import phones
 from smscode.domain.errors import InvalidPhone
 
 # Each provider SMS_PROVIDER may list, and the settings it cannot do without.
-PROVIDER_NAMES: dict[str, tuple[str, ...]] = {
+PROVIDER_REQUIRES: dict[str, tuple[str, ...]] = {
     "console": (),
     "ronglian": ("ronglian_acc_id", "ronglian_acc_token", "ronglian_app_id"),
     "aliyun": (
@@ -118,8 +118,8 @@ class Settings(BaseSettings):
     @classmethod
     def _provider_names(cls, value: str) -> str:
         names = [part.strip() for part in value.split(",")]
-        if not all(names) or any(name not in PROVIDER_NAMES for name in names):
-            known = ", ".join(PROVIDER_NAMES)
+        if not all(names) or any(name not in PROVIDER_REQUIRES for name in names):
+            known = ", ".join(PROVIDER_REQUIRES)
             raise ValueError(f"expected one of {known}, or several separated by commas")
         if len(set(names)) != len(names):
             raise ValueError("a provider is listed twice")
@@ -222,7 +222,7 @@ class Settings(BaseSettings):
         if self.delivery_backend == "sqs" and not self.sqs_queue_url:
             raise ValueError("SQS_QUEUE_URL is required when DELIVERY_BACKEND=sqs")
         for provider in self.providers:
-            for name in PROVIDER_NAMES[provider]:
+            for name in PROVIDER_REQUIRES[provider]:
                 if not getattr(self, name):
                     raise ValueError(f"{name.upper()} is required when {provider} is listed")
         return self

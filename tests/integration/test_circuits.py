@@ -187,3 +187,21 @@ def test_every_provider_refusing_for_good_fails_the_send(
     assert isinstance(result, Failed)
     assert result.status_code == "isv.SMS_TEMPLATE_ILLEGAL"
     assert redis_client.get(keys.pin(str(sms.key))) is None
+
+
+def test_records_lagging_past_the_lookup_delay_are_the_residual_risk_and_are_counted(
+    redis_client: redis.Redis, aliyun: FakeAliyun
+) -> None:
+    # given Aliyun's records showing an SMS only 30 s after it went out (lookup delay: 0.2 s)
+    aliyun.records_delay = 30
+    metrics = Counted()
+    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", aliyun, metrics)
+    sms = leased(redis_client)
+    aliyun.script(AliyunFault.DROP_SENT)
+    assert isinstance(both.send(sms), MaybeSent)
+    time.sleep(0.3)
+    # when the send is retried, the records still show nothing
+    assert isinstance(both.send(sms), Sent)
+    # then the phone gets a second SMS, and the metric says so
+    assert len(aliyun.sms_to(sms.to)) == 2
+    assert metrics.resends == ["aliyun"]

@@ -68,11 +68,6 @@ class Failover:
         self._lookup_delay = lookup_delay_seconds
         self._clock = clock
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The providers in failover order."""
-        return tuple(self._routes)
-
     def send(self, sms: Sms) -> Result:
         """Send through the pinned provider if any, else the first listed that takes it."""
         key = sms.key or ""
