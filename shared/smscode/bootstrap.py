@@ -11,6 +11,7 @@ from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
 from smscode.adapters.redis_circuits import RedisCircuits
 from smscode.adapters.redis_store import RedisStore, connect
 from smscode.domain import signing_keys
+from smscode.adapters.verification_store import RedisVerificationStore
 from smscode.domain.policy import Limits, Policy
 from smscode.domain.sealing import Sealer
 from smscode.service_layer.deliver import Deliverer
@@ -18,6 +19,7 @@ from smscode.service_layer.failover import Failover, Route
 from smscode.service_layer.intake import receive
 from smscode.service_layer.ports import Provider, Publisher, TokenSigner
 from smscode.service_layer.send import Sender
+from smscode.service_layer.verifications import Verifications
 from smscode.service_layer.verify import Verifier
 from smscode.settings import Settings, get_settings
 
@@ -277,8 +279,30 @@ def jwks() -> dict[str, Any]:
     return key_set(keys)
 
 
+@cache
+def verifications() -> Verifications:
+    """The process's Twilio-compatible verifications, over the same send use case."""
+    return Verifications(
+        policy(get_settings()),
+        sender(),
+        RedisVerificationStore(store().client),
+        _secret(),
+        PrometheusMetrics(),
+    )
+
+
 def reset() -> None:
     """Forget the settings and everything built from them (for tests that change the env)."""
     get_settings.cache_clear()
-    for built in (logging, store, sealer, circuits, deliverer, sender, verifier, jwks):
+    for built in (
+        logging,
+        store,
+        sealer,
+        circuits,
+        deliverer,
+        sender,
+        verifier,
+        jwks,
+        verifications,
+    ):
         built.cache_clear()

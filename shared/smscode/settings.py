@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[frozenset[str], NoDecode] = frozenset()
     # Server-to-server routes (Twilio-compatible API, /admin): "id:secret" pairs by commas.
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    # The Twilio Verify services (VA… sids, by commas) the Twilio-compatible routes answer for.
+    verify_service_sids: Annotated[frozenset[str], NoDecode] = frozenset()
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -177,6 +179,16 @@ class Settings(BaseSettings):
                 )
             pairs[key_id] = secret
         return pairs
+
+    @field_validator("verify_service_sids", mode="before")
+    @classmethod
+    def _parse_service_sids(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        sids = frozenset(filter(None, (part.strip() for part in value.split(","))))
+        if not all(re.fullmatch(r"VA[0-9a-fA-F]{32}", sid) for sid in sids):
+            raise ValueError("expected Twilio service sids (VA + 32 hex) separated by commas")
+        return sids
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -93,3 +93,13 @@ def circuit(provider: str) -> str:
 def pin(message_id: str) -> str:
     """The provider a message is pinned to ("name:ms"): the only one it may go to from then."""
     return f"{TAG}:pin:{message_id}"
+
+
+def verification(service_sid: str, phone: str) -> str:
+    """A number's Twilio-compatible verification under one service: sid, status, rid, sends."""
+    return f"{TAG}:verification:{service_sid}:{phone}"
+
+
+def verification_sid(sid: str) -> str:
+    """Which service and number a verification sid belongs to ("<service sid> <phone>")."""
+    return f"{TAG}:verification:sid:{sid}"

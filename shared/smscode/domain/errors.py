@@ -65,9 +65,10 @@ class RateLimited(SmsCodeError):
     status = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, reason: str = "") -> None:
         super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
+        self.reason = reason  # the cap's name, for APIs that answer each cap differently
 
 
 class InvalidCode(SmsCodeError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -133,6 +133,7 @@ def _language(accept_language: str) -> str:
 
 
 Handler = Callable[[HttpRequest, re.Match[str]], HttpResponse]
+Route = tuple[re.Pattern[str], dict[str, Handler]]
 
 
 class Api:
@@ -146,6 +147,7 @@ class Api:
         cors_origins: Callable[[], frozenset[str]] = frozenset,
         jwks: Callable[[], Mapping[str, Any]] = lambda: {"keys": []},
         providers: Callable[[], list[dict[str, str | None]]] = list,
+        routes: Sequence[Route] = (),
     ) -> None:
         self._sender = sender  # built lazily: the page and 404s need no Redis
         self._verifier = verifier
@@ -153,7 +155,7 @@ class Api:
         self._cors_origins = cors_origins
         self._jwks = jwks
         self._providers = providers
-        self._routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+        self._routes: list[Route] = [
             (re.compile(r"/"), {"GET": self.page}),
             (re.compile(r"/assets/(?P<name>[a-z]+\.(?:js|css))"), {"GET": self.asset}),
             (re.compile(r"/codes"), {"POST": self.send}),
@@ -163,6 +165,7 @@ class Api:
             (re.compile(r"/openapi\.yaml"), {"GET": self.openapi}),
             (re.compile(r"/metrics"), {"GET": self.prometheus}),
             (re.compile(r"/\.well-known/jwks\.json"), {"GET": self.key_set}),
+            *routes,
         ]
 
     def dispatch(self, request: HttpRequest) -> HttpResponse:
@@ -289,6 +292,8 @@ class Api:
 @cache
 def api() -> Api:
     """The process's HTTP API, over the configured use cases."""
+    from smscode.entrypoints import twilio_verify  # it builds on this module's types
+
     bootstrap.logging()
     return Api(
         bootstrap.sender,
@@ -297,4 +302,5 @@ def api() -> Api:
         lambda: get_settings().cors_origins,
         bootstrap.jwks,
         providers=bootstrap.provider_health,
+        routes=twilio_verify.routes(bootstrap.verifications, get_settings),
     )

@@ -8,11 +8,13 @@ from typing import Any, Literal, Protocol
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sms
 from smscode.domain.policy import Limits, Rejection
+from smscode.domain.verifications import Status, Verification
 
 ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy"]
 FinalState = Literal["sent", "failed", "expired", "skipped"]
 VerifyOutcome = Literal["ok", "locked", "none", "invalid", "burned"]
 VerifyResult = tuple[VerifyOutcome, Any]
+CheckOutcome = Literal["ok", "invalid", "max", "locked", "none"]
 Clock = Callable[[], float]  # seconds since the epoch, like time.time
 
 
@@ -193,4 +195,52 @@ class CircuitStore(Protocol):
 
     def unpin(self, key: str) -> None:
         """Forget the pin: no provider may have sent the message."""
+        ...
+
+
+class VerificationStore(Protocol):
+    """Twilio-compatible verifications around the core's codes, each decision one atomic step.
+
+    A verification owns the code of the request id it last issued, and only while that code
+    is still the number's: any later send (here or on the native API) ends it.
+    """
+
+    def attach(
+        self,
+        *,
+        service_sid: str,
+        phone: str,
+        new_sid: str,
+        request_id: str,
+        attempt_sid: str,
+        ttl: int,
+    ) -> Verification:
+        """Record a send on the number's pending verification, or start one under `new_sid`."""
+        ...
+
+    def locate(self, sid: str) -> tuple[str, str] | None:
+        """The (service sid, phone) a verification sid was started for, if still known."""
+        ...
+
+    def pending(self, service_sid: str, phone: str) -> Verification | None:
+        """The number's pending verification while it still owns its code, else None."""
+        ...
+
+    def check(
+        self,
+        *,
+        service_sid: str,
+        phone: str,
+        sid: str,
+        candidate_hash: str,
+        max_checks: int,
+        daily_failures: int,
+    ) -> tuple[CheckOutcome, Verification | None]:
+        """Compare a code with the verification's own ('' sid: the number's pending one)."""
+        ...
+
+    def close(
+        self, *, service_sid: str, phone: str, sid: str, status: Status
+    ) -> Verification | None:
+        """Cancel or approve a pending verification; None when it is not pending."""
         ...

@@ -86,7 +86,11 @@ class Sender:
             self._metrics.send_rejected(rejection.reason)
             extra = {"phone": phones.mask(phone), "outcome": rejection.reason}
             log.info("send refused: %s", rejection.reason, extra=extra)
-            raise RateLimited(_REJECTIONS[rejection.reason], retry_after=rejection.retry_after)
+            raise RateLimited(
+                _REJECTIONS[rejection.reason],
+                retry_after=rejection.retry_after,
+                reason=rejection.reason,
+            )
         now = datetime.fromtimestamp(self._clock(), UTC)
         message = DeliveryMessage(
             message_id=message_id,
