@@ -37,6 +37,9 @@ CHECKS = [
 # Operations with inputs get this many cases per generation mode; the others have one case.
 EXAMPLES_PER_MODE = 150
 MINIMUM_CASES = 1000
+# The Twilio Verify routes need an API key and a service; every request carries the key.
+KEY_ID, SECRET = "fuzz", "fuzz-secret-0123456789abcdef"
+SERVICE = "VA" + "5" * 32
 HYPOTHESIS = settings(
     max_examples=EXAMPLES_PER_MODE,
     deadline=None,  # every case is a real HTTP round trip
@@ -48,7 +51,13 @@ HYPOTHESIS = settings(
 @pytest.fixture(scope="module")
 def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
     """The HTTP function, delivering in-process through the fake Ronglian."""
-    env = stack_env(redis_url, fake_ronglian_session, DELIVERY_BACKEND="inline")
+    env = stack_env(
+        redis_url,
+        fake_ronglian_session,
+        DELIVERY_BACKEND="inline",
+        API_KEYS=f"{KEY_ID}:{SECRET}",
+        VERIFY_SERVICE_SIDS=SERVICE,
+    )
     server = Server(env).start()
     yield server
     server.stop()
@@ -65,6 +74,7 @@ def test_generated_requests_get_specified_answers(
 ) -> None:
     # given
     session = requests.Session()
+    session.auth = (KEY_ID, SECRET)
     cases: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     # when
@@ -146,3 +156,55 @@ def test_every_documented_outcome_conforms(
     call(issue.Case(body={"phone": "1" * 5000}, media_type="application/json"))  # 413
     seen = {status for _, status in statuses}
     assert {200, 202, 400, 413, 429} <= seen, statuses
+
+
+@pytest.mark.slow
+def test_every_twilio_outcome_conforms(
+    server: Server, schema: schemathesis.BaseSchema, fake_ronglian: FakeRonglian
+) -> None:
+    """Walk the Twilio Verify routes through each documented answer."""
+    session = requests.Session()
+    session.auth = (KEY_ID, SECRET)
+    base = "/v2/Services/{ServiceSid}"
+    create = schema[f"{base}/Verifications"]["POST"]
+    fetch, update = (schema[f"{base}/Verifications/{{Sid}}"][m] for m in ("GET", "POST"))
+    check = schema[f"{base}/VerificationCheck"]["POST"]
+    form = "application/x-www-form-urlencoded"
+    statuses: Counter[int] = Counter()
+
+    def call(
+        operation: schemathesis.APIOperation, body: dict[str, str] | None = None, **path: str
+    ) -> requests.Response:
+        case = operation.Case(
+            path_parameters={"ServiceSid": SERVICE, **path},
+            **({"body": body, "media_type": form} if body is not None else {}),
+        )
+        response = case.call_and_validate(
+            base_url=server.url, session=session, checks=CHECKS, timeout=10
+        )
+        statuses[response.status_code] += 1
+        return response
+
+    phone = _phone()
+    to = f"+86{phone}"
+    created = call(create, {"To": to, "Channel": "sms", "Locale": "en"})
+    assert created.status_code == 201, created.text
+    sid = created.json()["sid"]
+    call(create, {"To": to, "Channel": "sms"})  # 429 60203: resend interval
+    call(create, {"To": to, "Channel": "call"})  # 400 60200
+    call(fetch, Sid=sid)
+    code = _code(fake_ronglian, phone)
+    call(check, {"To": to, "Code": "1" * 7})  # 200 pending
+    call(check, {"VerificationSid": sid, "Code": code})  # 200 approved
+    call(check, {"VerificationSid": sid, "Code": code})  # 404 20404
+    call(update, {"Status": "canceled"}, Sid=sid)  # 404: already approved
+    other = f"+86{_phone()}"
+    other_sid = call(create, {"To": other, "Channel": "sms"}).json()["sid"]
+    call(update, {"Status": "paused"}, Sid=other_sid)  # 400 60200
+    for _ in range(6):  # 4 x pending, max_attempts_reached, then 429 60202
+        call(check, {"To": other, "Code": "0" * 9})
+    approved = call(create, {"To": f"+86{_phone()}", "Channel": "sms"}).json()["sid"]
+    call(update, {"Status": "approved"}, Sid=approved)
+    session.auth = (KEY_ID, "not-the-secret-0123456789ab")
+    call(fetch, Sid=sid)  # 401 20003
+    assert {200, 201, 400, 401, 404, 429} <= set(statuses), statuses
