@@ -69,6 +69,7 @@ def schema() -> schemathesis.BaseSchema:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ~300 real HTTP round trips per operation outgrow the 120 s default
 def test_generated_requests_get_specified_answers(
     server: Server, schema: schemathesis.BaseSchema
 ) -> None:

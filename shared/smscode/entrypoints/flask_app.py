@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import flask
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
-from smscode.domain.errors import InvalidRequest, NotFound, PayloadTooLarge, SmsCodeError
+from smscode.domain.errors import InvalidRequest, PayloadTooLarge, SmsCodeError
 from smscode.entrypoints.clientip import client_ip
 from smscode.entrypoints.http import MAX_BODY_BYTES, HttpRequest, api, error_response
 
@@ -36,10 +37,10 @@ def handle_flask_error(error: HTTPException) -> tuple[bytes, int, dict[str, str]
     Its router cannot match some paths (`/<path:path>` stops at a newline) and it refuses
     malformed requests itself; without this they would get Flask's HTML pages.
     """
+    if error.code == 404:  # the route table decides, so each API answers in its own shape
+        return handle_flask(flask.request)
     mapped: SmsCodeError
-    if error.code == 404:
-        mapped = NotFound("No route for this path.")
-    elif error.code == 413:
+    if error.code == 413:
         mapped = PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
     else:
         mapped = InvalidRequest("The request is malformed.")
