@@ -176,7 +176,7 @@ class TwilioVerify:
                 self._methods(GET=self.fetch, POST=self.update),
             ),
             (re.compile(rf"{_SERVICE}/VerificationCheck"), self._methods(POST=self.check)),
-            (re.compile(r"/v2(?:/.*)?"), self._methods()),
+            (re.compile(r"/v2(?:/.*)?", re.DOTALL), self._methods()),
         ]
 
     def _methods(self, **handles: Handle) -> dict[str, Handler]:
