@@ -10,8 +10,8 @@ from smscode.adapters import logs
 from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
 from smscode.adapters.redis_circuits import RedisCircuits
 from smscode.adapters.redis_store import RedisStore, connect
-from smscode.domain import signing_keys
 from smscode.adapters.verification_store import RedisVerificationStore
+from smscode.domain import signing_keys
 from smscode.domain.policy import Limits, Policy
 from smscode.domain.sealing import Sealer
 from smscode.service_layer.deliver import Deliverer

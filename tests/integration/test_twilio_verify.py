@@ -231,19 +231,26 @@ def test_invalid_parameter_is_60200(verify: ServiceContext, to: str, channel: st
 def test_native_and_twilio_codes_never_cross(
     server: Server, verify: ServiceContext, fake_ronglian: FakeRonglian
 ) -> None:
-    # given: a native send has nothing to check on the Twilio API
+    # given: a native code for the number
     phone = fresh_phone()
     to = f"+86{phone}"
     assert requests.post(f"{server.url}/codes", data={"phone": phone}, timeout=5).ok
     native = code_for(fake_ronglian, to)
+    # when / then: the Twilio API has nothing to check the native code against
     raised = error(lambda: verify.verification_checks.create(to=to, code=native))
     assert (raised.status, raised.code) == (404, 20404)
-    # when: a Twilio verification's code is replaced by a native send
     verification = verify.verifications.create(to=to, channel="sms")
     ours = code_for(fake_ronglian, to, sends=2)
-    assert requests.post(f"{server.url}/codes", data={"phone": phone}, timeout=5).ok
-    # then: the verification no longer verifies
-    raised = error(
-        lambda: verify.verification_checks.create(verification_sid=verification.sid, code=ours)
+    # nor can the native API check the Twilio code, whatever purpose it names
+    for fields, refusal in (({}, "invalid_code"), ({"purpose": "twilio"}, "invalid_request")):
+        answer = requests.post(
+            f"{server.url}/codes/verify", data={"phone": phone, "code": ours, **fields}, timeout=5
+        )
+        assert (answer.status_code, answer.json()["error"]) == (400, refusal)
+    # and each code still verifies on its own API
+    checked = verify.verification_checks.create(verification_sid=verification.sid, code=ours)
+    assert checked.status == "approved"
+    answer = requests.post(
+        f"{server.url}/codes/verify", data={"phone": phone, "code": native}, timeout=5
     )
-    assert (raised.status, raised.code) == (404, 20404)
+    assert answer.json() == {"status": "success"}

@@ -9,11 +9,17 @@ from typing import Any, cast
 
 from smscode.adapters import keys
 from smscode.adapters.redis_store import Client, _load, _now_ms, _redis_errors
+from smscode.domain import purposes
 from smscode.domain.verifications import SendAttempt, Status, Verification
 from smscode.service_layer.ports import CheckOutcome
 
 # A sid outlives its record so a late fetch still finds which number to look under.
 SID_INDEX_TTL = 86400
+
+
+def _code(phone: str) -> str:
+    """The number's code for this API: its own purpose, apart from the native routes' codes."""
+    return keys.code(phone, purposes.TWILIO)
 
 
 def _verification(flat: Sequence[str]) -> Verification | None:
@@ -60,7 +66,7 @@ class RedisVerificationStore:
         record_keys = [
             keys.verification(service_sid, phone),
             keys.verification_sid(new_sid),
-            keys.code(phone),
+            _code(phone),
         ]
         with _redis_errors():
             flat = self._attach(keys=record_keys, args=args)
@@ -82,7 +88,7 @@ class RedisVerificationStore:
         with _redis_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.hgetall(keys.verification(service_sid, phone))
-            pipe.hget(keys.code(phone), "rid")
+            pipe.hget(_code(phone), "rid")
             record, code_rid = cast(list[Any], pipe.execute())
         if not record or record.get("status") != "pending" or record.get("rid") != code_rid:
             return None
@@ -102,7 +108,7 @@ class RedisVerificationStore:
         with _redis_errors():
             outcome, flat = self._check(
                 keys=[
-                    keys.verification(service_sid, phone), keys.code(phone),
+                    keys.verification(service_sid, phone), _code(phone),
                     keys.verify_failures(phone),
                 ],
                 args=[sid, candidate_hash, max_checks, daily_failures, self._clock()],
@@ -115,7 +121,7 @@ class RedisVerificationStore:
         """Cancel or approve a pending verification; None when it is not pending."""
         with _redis_errors():
             flat = self._close(
-                keys=[keys.verification(service_sid, phone), keys.code(phone)],
+                keys=[keys.verification(service_sid, phone), _code(phone)],
                 args=[sid, status, self._clock()],
             )
         return _verification(flat)

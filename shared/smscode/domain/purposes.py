@@ -7,6 +7,9 @@ import re
 from smscode.domain.errors import InvalidRequest
 
 DEFAULT = "login"
+# The codes of the Twilio Verify-compatible API. The native routes may not name it, so
+# neither API can check (or consume) a code the other sent.
+TWILIO = "twilio"
 _PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 
 
@@ -19,3 +22,14 @@ def check(purpose: str) -> str:
     if not _PATTERN.fullmatch(purpose):
         raise InvalidRequest("The field 'purpose' must be 1-32 characters of a-z, 0-9, _ and -.")
     return purpose
+
+
+def public(purpose: str) -> str:
+    """A purpose a caller of the native routes may name: well formed, and not one of ours.
+
+    Raises:
+        InvalidRequest.
+    """
+    if purpose == TWILIO:
+        raise InvalidRequest(f"The purpose '{TWILIO}' is reserved for the Twilio Verify API.")
+    return check(purpose)

@@ -243,7 +243,7 @@ class Api:
         issued = self._sender().issue(
             _field(data, "phone", "mobile"),
             request.client_ip,
-            data.get("purpose", purposes.DEFAULT),
+            purposes.public(data.get("purpose", purposes.DEFAULT)),
         )
         return json_response(202, {
             "status": "success",
@@ -257,7 +257,8 @@ class Api:
         data = parse_body(request)
         code = _field(data, "code")
         phone = _field(data, "phone", "mobile")
-        verified = self._verifier().verify(phone, code, data.get("purpose", purposes.DEFAULT))
+        purpose = purposes.public(data.get("purpose", purposes.DEFAULT))
+        verified = self._verifier().verify(phone, code, purpose)
         if verified.token is None:
             return json_response(200, {"status": "success"})
         return json_response(200, {"status": "success", "token": verified.token})

@@ -202,7 +202,7 @@ class VerificationStore(Protocol):
     """Twilio-compatible verifications around the core's codes, each decision one atomic step.
 
     A verification owns the code of the request id it last issued, and only while that code
-    is still the number's: any later send (here or on the native API) ends it.
+    is still the number's Twilio code: a later send (under any service) ends it.
     """
 
     def attach(

@@ -1,15 +1,16 @@
 """Twilio Verify's use cases (start, fetch, cancel or approve, check) over the core's Sender.
 
 A verification is started by issuing a code exactly as `POST /codes` does (same caps, queue
-and providers), then recording that send against the number's verification. It checks only
-the code it issued itself, so codes of the native API and of this one never cross.
+and providers) for the purpose `twilio`, which the native routes refuse, then recording that
+send against the number's verification. It checks only the code it issued itself, so codes
+of the native API and of this one never cross, nor those of two services.
 """
 
 from __future__ import annotations
 
 import logging
 
-from smscode.domain import codes, phones
+from smscode.domain import codes, phones, purposes
 from smscode.domain.policy import Policy
 from smscode.domain.verifications import (
     MaxCheckAttempts,
@@ -52,7 +53,7 @@ class Verifications:
             InvalidPhone, RateLimited, Unavailable.
         """
         phone = phones.normalize(raw_phone)
-        issued = self._sender.issue(phone, client_ip or phone)
+        issued = self._sender.issue(phone, client_ip or phone, purposes.TWILIO)
         verification = self._store.attach(
             service_sid=service_sid,
             phone=phone,

@@ -5,7 +5,7 @@
 -- Returns {outcome, record as a flat list}: 'ok' | 'invalid' (the record says whether that
 -- was the last check) | 'max' | 'locked' | 'none' (the last three with an empty record).
 -- The code is the verification's only while the code hash carries the request id it issued:
--- a later send, here or on the native API, replaces the code and ends the verification.
+-- a later send to the number, under any service, replaces the code and ends the verification.
 local function fail()
   if redis.call('INCR', KEYS[3]) == 1 then redis.call('EXPIRE', KEYS[3], 86400) end
 end
