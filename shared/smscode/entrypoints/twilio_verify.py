@@ -92,12 +92,12 @@ def account_sid(key_id: str) -> str:
     return "AC" + hashlib.sha256(f"smscode-account:{key_id}".encode()).hexdigest()[:32]
 
 
-def _date(ms: int) -> str:
+def twilio_date(ms: int) -> str:
     """Twilio's date format, which its clients parse with exactly this pattern."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(ms: int) -> str:
+def twilio_time(ms: int) -> str:
     """A send attempt's time, with milliseconds as Twilio gives it."""
     moment = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{moment}.{ms % 1000:03d}Z"
@@ -122,13 +122,13 @@ def _resource(verification: Verification, account: str, request: HttpRequest) ->
     path = f"/v2/Services/{verification.service_sid}/Verifications/{verification.sid}"
     return {
         **_common(verification, account),
-        "date_created": _date(verification.created_ms),
-        "date_updated": _date(verification.updated_ms),
+        "date_created": twilio_date(verification.created_ms),
+        "date_updated": twilio_date(verification.updated_ms),
         "lookup": {},
         "amount": None,
         "payee": None,
         "send_code_attempts": [
-            {"time": _time(send.at_ms), "channel": "sms", "attempt_sid": send.sid}
+            {"time": twilio_time(send.at_ms), "channel": "sms", "attempt_sid": send.sid}
             for send in verification.sends
         ],
         "sna": None,
@@ -143,8 +143,8 @@ def _check_resource(verification: Verification, account: str) -> dict[str, Any]:
         "amount": None,
         "payee": None,
         "sna_attempts_error_codes": [],
-        "date_created": _date(verification.created_ms),
-        "date_updated": _date(verification.updated_ms),
+        "date_created": twilio_date(verification.created_ms),
+        "date_updated": twilio_date(verification.updated_ms),
     }
 
 
