@@ -104,6 +104,13 @@ def _sqs(settings: Settings) -> Publisher:
     return SqsPublisher(settings.sqs_queue_url)
 
 
+def _pubsub(settings: Settings) -> Publisher:
+    from smscode.adapters.publishers.pubsub import PubSubPublisher
+
+    assert settings.pubsub_topic  # Settings refused pubsub without a topic
+    return PubSubPublisher(settings.pubsub_topic)
+
+
 def _inline(settings: Settings) -> Publisher:
     from smscode.adapters.publishers.inline import InlinePublisher
 
@@ -122,6 +129,7 @@ PROVIDERS: dict[str, Callable[[Settings], Provider]] = {
 PUBLISHERS: dict[str, Callable[[Settings], Publisher]] = {
     "celery": _celery,
     "sqs": _sqs,
+    "pubsub": _pubsub,
     "inline": _inline,
 }
 

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     redis_url: str
     code_secret: SecretStr = Field(min_length=16)
 
-    delivery_backend: Literal["celery", "sqs", "inline"] = "celery"
+    delivery_backend: Literal["celery", "sqs", "pubsub", "inline"] = "celery"
     celery_broker_url: str | None = None
     celery_visibility_timeout_seconds: int = Field(default=3600, ge=10)
     # The queue name: several deployments (or test runs) can then share one broker.
@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     delivery_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)
     delivery_retry_max_seconds: float = Field(default=30.0, gt=0, le=600)
     sqs_queue_url: str | None = None
+    pubsub_topic: str | None = None  # projects/<project>/topics/<topic>
 
     # One provider, or several in failover order ("ronglian,aliyun"): see `providers`.
     sms_provider: str = "console"
@@ -136,6 +137,15 @@ class Settings(BaseSettings):
                 "must start with redis://, rediss://, unix:// or (Redis Cluster) "
                 "redis+cluster://, rediss+cluster://"
             )
+        return value
+
+    @field_validator("pubsub_topic")
+    @classmethod
+    def _topic_path(cls, value: str | None) -> str | None:
+        # Pub/Sub's own rules for a topic id: a letter, then 2-254 of these characters.
+        topic = r"projects/[a-z0-9.:-]{1,100}/topics/[A-Za-z][A-Za-z0-9._~%+-]{2,254}"
+        if value is not None and not re.fullmatch(topic, value):
+            raise ValueError("expected projects/<project>/topics/<topic>")
         return value
 
     @field_validator("test_phones", mode="before")
@@ -233,6 +243,8 @@ class Settings(BaseSettings):
             raise ValueError("CELERY_BROKER_URL is required when REDIS_URL is a cluster")
         if self.delivery_backend == "sqs" and not self.sqs_queue_url:
             raise ValueError("SQS_QUEUE_URL is required when DELIVERY_BACKEND=sqs")
+        if self.delivery_backend == "pubsub" and not self.pubsub_topic:
+            raise ValueError("PUBSUB_TOPIC is required when DELIVERY_BACKEND=pubsub")
         for provider in self.providers:
             for name in PROVIDER_REQUIRES[provider]:
                 if not getattr(self, name):
