@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from smscode_dev.embedded import EmbeddedRedis
+from smscode_dev.gcp import PubSubEmulator, ToolMissing
 from smscode_dev.stack import new_signing_key
 from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
 from tests.helpers import Server, Worker
@@ -34,6 +35,18 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[PubSubEmulator]:
+    """The Google Cloud SDK's Pub/Sub emulator for the run; skipped, naming what to install,
+    on a machine without it or without Java."""
+    try:
+        emulator = PubSubEmulator().start()
+    except ToolMissing as missing:
+        pytest.skip(str(missing))
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="session")

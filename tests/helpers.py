@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -38,10 +38,13 @@ def fresh_phone() -> str:
 
 
 class Process:
-    """A `smscode` subcommand in its own process, its output kept in a file."""
+    """A `smscode` subcommand (or `argv`) in its own process, its output kept in a file."""
 
-    def __init__(self, command: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, command: str, env: Mapping[str, str], argv: Sequence[str] | None = None
+    ) -> None:
         self.command = command
+        self.argv = list(argv or [sys.executable, "-m", "smscode", command])
         self.env = {**os.environ, **env}
         self.log = Path(tempfile.mkstemp(prefix=f"smscode-{command}-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,7 +53,7 @@ class Process:
         """Start the process (output to self.log)."""
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "smscode", self.command],
+                self.argv,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
