@@ -80,7 +80,7 @@ def dev(args: argparse.Namespace) -> None:
     """The local stack (`smscode_dev`, never imported by the runtime otherwise)."""
     from smscode_dev.stack import run
 
-    run(cloud=args.cloud)
+    run(cloud=args.cloud, gcp=args.gcp)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -103,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "--cloud",
                 action="store_true",
                 help="the cloud shape instead of Celery: SQS (moto) and the Lambda SQS handler",
+            )
+            command.add_argument(
+                "--gcp",
+                action="store_true",
+                help="the Google Cloud shape instead of Celery: the Pub/Sub emulator pushing "
+                "to the CloudEvent delivery function under functions-framework",
             )
     args = parser.parse_args(argv)
     args.run(args)
