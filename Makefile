@@ -19,6 +19,17 @@ dev: $(STAMP)
 dev-cloud: $(STAMP)
 	$(BIN)/smscode dev --cloud
 
+# The Google Cloud shape on this machine: the SDK's Pub/Sub emulator pushing to the CloudEvent function.
+dev-gcp: $(STAMP)
+	$(BIN)/smscode dev --gcp
+
+# One folder per Cloud Run function under build/gcp (main.py, requirements.txt, the smscode
+# package), as `gcloud functions deploy --source` uploads it (README "Run it on Google Cloud").
+gcp-bundle: $(STAMP)
+	$(BIN)/python -m smscode_dev.bundle build/gcp
+
+.PHONY: dev-gcp gcp-bundle
+
 # Runtime dependencies for the Lambda zip (serverless.yml ships build/lambda), as Linux
 # x86_64 wheels for Python 3.11, read from pyproject.toml: dependencies + the aws extra.
 lambda-deps: $(STAMP)
