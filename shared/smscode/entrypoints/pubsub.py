@@ -24,8 +24,9 @@ class RetryLater(Exception):
 def handle_pubsub(data: Mapping[str, Any], deliver: Deliver | None = None) -> Outcome:
     """Deliver the message of one Pub/Sub push (a CloudEvent's `data`).
 
-    A malformed message is logged and acknowledged (MALFORMED): Pub/Sub would otherwise
-    redeliver it forever; a dead-letter topic keeps it for a human.
+    A malformed message is logged and acknowledged (MALFORMED), as is one the provider
+    refused for good: no retry can help, and Pub/Sub would offer it again until its
+    dead-letter policy gives up. The log line is what a human reads.
 
     Raises:
         RetryLater: the outcome is RETRY.
