@@ -58,7 +58,7 @@ def test_dev_gcp_runs_the_google_cloud_shape_and_ctrl_c_stops_it(tmp_path: Path)
         assert state == "sent"
         body = {"phone": phone, "code": code}
         verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
-        assert verified.json() == {"status": "success"}
+        assert verified.json()["status"] == "success"
     finally:
         dev.interrupt()
     assert dev.group_gone(), "smscode dev --gcp left processes running"

@@ -173,7 +173,7 @@ def test_sends_through_the_emulator_reach_ronglian_exactly_once_each(
     phone = phones[0]
     body = {"phone": phone, "code": fake_ronglian.last_code(phone)}
     verified = requests.post(f"{pushed.server.url}/codes/verify", json=body, timeout=5)
-    assert verified.json() == {"status": "success"}
+    assert verified.json()["status"] == "success"
 
 
 def test_redelivered_eventarc_events_change_nothing(
