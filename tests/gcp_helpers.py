@@ -6,13 +6,18 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
-from smscode_dev.gcp import PubSubEmulator, function_argv
+from smscode_dev.gcp import PubSubEmulator, delivery_subscription, function_argv
+from tests.cloud_helpers import configure
+from tests.conftest import stack_env
+from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server
 
 DELIVER_SOURCE = Path(__file__).parents[1] / "functions" / "deliver_sms" / "main.py"
@@ -82,3 +87,36 @@ def with_data(request: tuple[dict[str, str], bytes], data: str) -> tuple[dict[st
 def b64(text: str) -> str:
     """Base64 of the text, as Pub/Sub carries message data."""
     return base64.b64encode(text.encode()).decode()
+
+
+def pubsub_down(port: int) -> dict[str, str]:
+    """Settings aiming DELIVERY_BACKEND=pubsub at a port nobody listens on."""
+    return {
+        "DELIVERY_BACKEND": "pubsub",
+        "PUBSUB_TOPIC": "projects/smscode-local/topics/smscode-deliveries",
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{port}",
+    }
+
+
+@contextmanager
+def pubsub_backend(request: pytest.FixtureRequest) -> Iterator[None]:
+    """This process publishing to a fresh topic on the emulator, which pushes to the delivery
+    function (the shape of a backend in the shared Publisher suite)."""
+    emulator: PubSubEmulator = request.getfixturevalue("pubsub_emulator")
+    redis_url: str = request.getfixturevalue("redis_url")
+    fake: FakeRonglian = request.getfixturevalue("fake_ronglian")
+    function = DeliveryFunction(stack_env(redis_url, fake)).start()
+    try:
+        topic = emulator.create_topic(f"smscode-{uuid.uuid4().hex[:12]}")
+        delivery_subscription(emulator, topic, function.url, name=f"{topic.split('/')[-1]}-push")
+        env = stack_env(
+            redis_url,
+            fake,
+            DELIVERY_BACKEND="pubsub",
+            PUBSUB_TOPIC=topic,
+            PUBSUB_EMULATOR_HOST=emulator.host,
+        )
+        configure(request.getfixturevalue("monkeypatch"), env)
+        yield
+    finally:
+        function.stop()

@@ -21,9 +21,11 @@ import pytest
 import redis
 import requests
 
+from smscode import bootstrap
 from smscode.adapters.publishers.pubsub import PubSubPublisher
 from smscode.domain.messages import DeliveryMessage
 from smscode.service_layer.ports import Publisher, PublishError
+from smscode.settings import get_settings
 from smscode_dev.embedded import free_port
 from smscode_dev.gcp import (
     DEAD_LETTER_HOLD,
@@ -31,6 +33,7 @@ from smscode_dev.gcp import (
     PubSubEmulator,
     delivery_subscription,
 )
+from tests.cloud_helpers import configure
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.gcp_helpers import (
@@ -38,6 +41,8 @@ from tests.gcp_helpers import (
     b64,
     eventarc_request,
     new_topic,
+    pubsub_backend,
+    pubsub_down,
     pull_one,
     with_data,
 )
@@ -331,9 +336,40 @@ def test_an_accepted_send_survives_the_server_dying_right_after_202(
     )
 
 
-def test_a_publisher_that_cannot_reach_pubsub_raises_publish_error(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_published_message_is_delivered_exactly_once(
+    request: pytest.FixtureRequest, redis_client: redis.Redis, fake_ronglian: FakeRonglian
 ) -> None:
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
-    with pytest.raises(PublishError):
-        PubSubPublisher("projects/smscode-local/topics/nowhere").publish(_message())
+    # given this process publishing as the HTTP function does, the emulator pushing
+    try:
+        with pubsub_backend(request):
+            sender, phone = bootstrap.sender(), fresh_phone()
+            # when a code is issued through the configured publisher
+            issued = sender.issue(phone, "127.0.0.1")
+            # then the function delivers it and records it sent, once
+            [sms] = fake_ronglian.wait_for(1, timeout=30)
+            deadline = time.monotonic() + 10
+            while sender.status(issued.request_id)["state"] != "sent":
+                assert time.monotonic() < deadline, sender.status(issued.request_id)
+                time.sleep(0.05)
+            time.sleep(1)
+    finally:
+        bootstrap.reset()
+    assert sms.to == phone
+    assert len(fake_ronglian.sms_to(phone)) == 1
+
+
+def test_a_publisher_that_cannot_reach_pubsub_raises_publish_error(
+    monkeypatch: pytest.MonkeyPatch, redis_url: str, fake_ronglian: FakeRonglian
+) -> None:
+    # given the backend aimed at a port nobody listens on, built as the service builds it
+    configure(monkeypatch, stack_env(redis_url, fake_ronglian, **pubsub_down(free_port())))
+    settings = get_settings()
+    publisher = bootstrap.PUBLISHERS[settings.delivery_backend](settings)
+    # when / then
+    began = time.monotonic()
+    try:
+        with pytest.raises(PublishError):
+            publisher.publish(_message())
+    finally:
+        bootstrap.reset()
+    print(f"\n[pubsub down] PublishError after {time.monotonic() - began:.2f} s")
