@@ -80,7 +80,8 @@ class Lane:
 @pytest.fixture(scope="module")
 def function(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[DeliveryFunction]:
     """The delivery function with the ronglian provider (through the fake)."""
-    deliver = DeliveryFunction(stack_env(redis_url, fake_ronglian_session)).start()
+    deliver = DeliveryFunction(stack_env(redis_url, fake_ronglian_session))
+    deliver.start()
     yield deliver
     deliver.stop()
 

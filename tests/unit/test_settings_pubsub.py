@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,11 @@ def test_the_http_function_imports_the_pubsub_client_only_when_it_first_publishe
     )
     env = {**os.environ, **BASE, "PUBSUB_TOPIC": "projects/p-1/topics/smscode-deliveries"}
     done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert done.stdout.strip() == "[]"
