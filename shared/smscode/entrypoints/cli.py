@@ -99,12 +99,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         command = commands.add_parser(name, help=summary, description=summary)
         command.set_defaults(run=run)
         if name == "dev":
-            command.add_argument(
+            shapes = command.add_mutually_exclusive_group()  # one queue between the functions
+            shapes.add_argument(
                 "--cloud",
                 action="store_true",
                 help="the cloud shape instead of Celery: SQS (moto) and the Lambda SQS handler",
             )
-            command.add_argument(
+            shapes.add_argument(
                 "--gcp",
                 action="store_true",
                 help="the Google Cloud shape instead of Celery: the Pub/Sub emulator pushing "
