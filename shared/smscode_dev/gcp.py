@@ -38,10 +38,11 @@ INSTALL_EMULATOR = (
 )
 INSTALL_JAVA = (
     "the Pub/Sub emulator needs Java, and none was found (JAVA_HOME or java on PATH): "
-    "install a Java 11+ runtime (apt-get install default-jre-headless)"
+    "install a Java runtime (apt-get install default-jre-headless)"
 )
-# What the deployed subscription gets too (README "Run it on Google Cloud"); a push waits
-# up to the ack deadline, well above one delivery (2 x the provider's timeouts).
+# A push waits up to the ack deadline: well above one delivery, as deployed. Fewer attempts
+# and shorter delays than README "Run it on Google Cloud" advises, so that locally a dead
+# letter shows up within seconds (the emulator pushes again about every second anyway).
 ACK_DEADLINE_SECONDS = 60
 MAX_DELIVERY_ATTEMPTS = 5
 DEAD_LETTER_HOLD = "-dlq-hold"  # suffix of the pull subscription keeping dead letters
