@@ -85,7 +85,7 @@ class PubSubEmulator:
     def __init__(self, project: str = PROJECT, port: int = 0) -> None:
         self.project = project
         self.port = port or free_port()
-        self.log = Path(tempfile.mkstemp(prefix="smscode-pubsub-", suffix=".log")[1])
+        self.log = Path(tempfile.gettempdir()) / f"smscode-pubsub-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
