@@ -1,0 +1,287 @@
+"""In-memory fakes of the service layer's ports, for the unit tests (no server, no socket).
+
+Each is a small class that satisfies its Protocol structurally (no inheritance). The store
+follows the Lua scripts in `adapters/lua/` closely enough for the use cases: resend interval
+and caps, unissue, verify with attempts, burn and the daily lock, delivery leases and final
+states. The Redis store itself is tested against a real Redis in tests/integration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from smscode.domain.errors import Unavailable
+from smscode.domain.messages import DeliveryMessage
+from smscode.domain.outcomes import Result, Sent, Sms
+from smscode.domain.policy import Limits, Rejection
+from smscode.service_layer.ports import ClaimResult, FinalState, PublishError, VerifyResult
+
+FINAL = ("sent", "failed", "expired", "skipped")
+
+
+class Clock:
+    """A settable clock, in seconds since the epoch (like time.time)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@dataclass
+class _Entry:
+    """A value with an optional expiry time, as a Redis key with a TTL."""
+
+    value: Any
+    expires: float | None = None
+
+
+@dataclass
+class FakeStore:
+    """The CodeStore port as dicts; `down = True` makes every call raise Unavailable."""
+
+    clock: Clock = field(default_factory=Clock)
+    down: bool = False
+    _keys: dict[str, _Entry] = field(default_factory=dict)
+
+    # -- a tiny keyspace with TTLs ---------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        """The live value at `key`, or None (expired keys are gone)."""
+        entry = self._keys.get(key)
+        if entry is not None and entry.expires is not None and entry.expires <= self.clock():
+            del self._keys[key]
+            return None
+        return None if entry is None else entry.value
+
+    def _set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        self._keys[key] = _Entry(value, None if ttl is None else self.clock() + ttl)
+
+    def _wait(self, key: str) -> int:
+        entry = self._keys[key]
+        if entry.expires is None:
+            return 1
+        return math.ceil(entry.expires - self.clock())
+
+    def _incr(self, key: str, window: int) -> int:
+        if self.get(key) is None:
+            self._set(key, 0, window)
+        self._keys[key].value += 1
+        return int(self._keys[key].value)
+
+    def _check(self) -> None:
+        if self.down:
+            raise Unavailable("The code store is unavailable; please try again shortly.")
+
+    @staticmethod
+    def _caps(phone: str, ip: str) -> list[tuple[str, str, int]]:
+        prefix = phone.removeprefix("+86")[:7]
+        return [
+            (f"daily:{phone}", "phone_daily", 86400),
+            (f"ip:{ip}", "ip_hourly", 3600),
+            (f"prefix:{prefix}", "prefix_hourly", 3600),
+            ("global", "global_minute", 60),
+        ]
+
+    # -- the port ---------------------------------------------------------------------------
+
+    def issue(
+        self,
+        *,
+        phone: str,
+        masked: str,
+        ip: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        limits: Limits,
+    ) -> Rejection | None:
+        """issue.lua: every cap checked before anything is written."""
+        self._check()
+        if self.get(f"resend:{phone}") is not None:
+            return Rejection("resend_interval", self._wait(f"resend:{phone}"))
+        for key, reason, _ in self._caps(phone, ip):
+            if (self.get(key) or 0) >= getattr(limits, reason):
+                return Rejection(reason, self._wait(key))
+        for key, _, window in self._caps(phone, ip):
+            self._incr(key, window)
+        self._store_code(phone, masked, code_hash, message_id, request_id, limits.code_ttl)
+        if limits.resend_interval > 0:
+            self._set(f"resend:{phone}", message_id, limits.resend_interval)
+        self.requests(request_id)["state"] = "queued"
+        return None
+
+    def _store_code(
+        self, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+    ) -> None:
+        self._set(
+            f"code:{phone}", {"h": code_hash, "mid": message_id, "rid": request_id, "n": 0}, ttl
+        )
+        self._set(f"request:{request_id}", {"phone": masked, "mid": message_id}, ttl)
+
+    def issue_test_phone(
+        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+    ) -> None:
+        """issue_test_phone.lua: no cap checked or counted, the request marked skipped."""
+        self._check()
+        self._store_code(phone, masked, code_hash, message_id, request_id, ttl)
+        self.requests(request_id)["state"] = "skipped"
+
+    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+        """unissue.lua: only what this message wrote is undone."""
+        self._check()
+        code = self.get(f"code:{phone}")
+        if code is None or code["mid"] != message_id:
+            return False
+        del self._keys[f"code:{phone}"]
+        if self.get(f"resend:{phone}") == message_id:
+            del self._keys[f"resend:{phone}"]
+        for key, _, _ in self._caps(phone, ip):
+            if (self.get(key) or 0) > 0:
+                self._keys[key].value -= 1
+        self._keys.pop(f"request:{request_id}", None)
+        return True
+
+    def verify(
+        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+    ) -> VerifyResult:
+        """verify.lua: compare, count, consume or burn."""
+        self._check()
+        failures = f"verify_failures:{phone}"
+        if (self.get(failures) or 0) >= daily_failures:
+            return ("locked", None)
+        code = self.get(f"code:{phone}")
+        if code is None:
+            self._incr(failures, 86400)
+            return ("none", None)
+        if code["h"] == candidate_hash:
+            del self._keys[f"code:{phone}"]
+            return ("ok", code["rid"])
+        self._incr(failures, 86400)
+        code["n"] += 1
+        left = max_attempts - code["n"]
+        if left <= 0:
+            del self._keys[f"code:{phone}"]
+            return ("burned", None)
+        return ("invalid", left)
+
+    def claim(
+        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+    ) -> ClaimResult:
+        """claim.lua: final states win, then staleness, then the lease."""
+        self._check()
+        request = self.get(f"request:{request_id}")
+        state = None if request is None else request.get("state")
+        if state in FINAL:
+            return state  # type: ignore[no-any-return]
+        code = self.get(f"code:{phone}")
+        if code is None or code["mid"] != message_id:
+            if request is not None:
+                request["state"] = "skipped"
+            return "skipped"
+        if self.get(f"lease:{message_id}") is not None:
+            return "busy"
+        self._set(f"lease:{message_id}", token, lease_ms / 1000)
+        return "go"
+
+    def finish(
+        self,
+        *,
+        request_id: str,
+        message_id: str,
+        state: FinalState | None,
+        token: str = "",
+        sid: str = "",
+        ttl: int = 300,
+        masked: str = "",
+        recheck_ms: int = 60_000,
+    ) -> str | None:
+        """finish.lua: a final state is recorded unless 'sent' is; our lease is released."""
+        self._check()
+        request = self.get(f"request:{request_id}")
+        current = None if request is None else request.get("state")
+        if state is not None and current != "sent":
+            if request is None:
+                self._set(f"request:{request_id}", {"phone": masked}, ttl)
+                request = self.get(f"request:{request_id}")
+            request |= {"state": state, "sid": sid}
+            current = state
+        if token and self.get(f"lease:{message_id}") == token:
+            del self._keys[f"lease:{message_id}"]
+        return current  # type: ignore[no-any-return]
+
+    def request_state(self, request_id: str) -> dict[str, str]:
+        """The request's hash, {} when unknown or expired."""
+        self._check()
+        return dict(self.get(f"request:{request_id}") or {})
+
+    # -- for the tests ----------------------------------------------------------------------
+
+    def requests(self, request_id: str) -> dict[str, Any]:
+        """The live request hash (created empty if missing), to read or arrange."""
+        found = self.get(f"request:{request_id}")
+        if found is None:
+            self._set(f"request:{request_id}", {})
+            found = self.get(f"request:{request_id}")
+        return found  # type: ignore[no-any-return]
+
+    def lease(self, message_id: str) -> str | None:
+        """The token holding the message's delivery lease, if any."""
+        return self.get(f"lease:{message_id}")  # type: ignore[no-any-return]
+
+
+class FakePublisher:
+    """Records each published message; `failing = True` makes publish raise PublishError."""
+
+    def __init__(self) -> None:
+        self.messages: list[DeliveryMessage] = []
+        self.failing = False
+
+    def publish(self, message: DeliveryMessage) -> None:
+        if self.failing:
+            raise PublishError("broker unavailable: ConnectionRefusedError")
+        self.messages.append(message)
+
+
+class FakeProvider:
+    """Answers each send with the next scripted Result (Sent when none is left); keeps the SMS."""
+
+    def __init__(self, *results: Result) -> None:
+        self.script = list(results)
+        self.sent: list[Sms] = []
+
+    def send(self, sms: Sms) -> Result:
+        self.sent.append(sms)
+        if self.script:
+            return self.script.pop(0)
+        return Sent(sid=f"fake-{len(self.sent)}", status_code="000000")
+
+
+class FakeMetrics:
+    """Counts every call as (name, label)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def send_accepted(self) -> None:
+        self.counts["send_accepted", ""] += 1
+
+    def send_rejected(self, reason: str) -> None:
+        self.counts["send_rejected", reason] += 1
+
+    def verified(self, outcome: str) -> None:
+        self.counts["verified", outcome] += 1
+
+    def delivered(self, outcome: str) -> None:
+        self.counts["delivered", outcome] += 1
+
+    def permanent_failure(self, code: str) -> None:
+        self.counts["permanent_failure", code] += 1

@@ -1,0 +1,228 @@
+"""Every Provider passes one classification suite, each against its fake.
+
+A provider joins by adding one entry to CASES: a class that builds the provider against
+its fake, lists the answers its fake can be made to give (SCENARIOS' names, each with one or
+more ways to arrange it) and counts what the fake received.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import pytest
+
+from smscode.adapters.providers.console import ConsoleProvider
+from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
+from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
+from smscode.service_layer.ports import Provider
+from smscode_dev.embedded import free_port
+from tests.fakes.ronglian import (
+    DEFAULT_ACC_ID,
+    DEFAULT_ACC_TOKEN,
+    DEFAULT_APP_ID,
+    FakeRonglian,
+    Fault,
+)
+from tests.helpers import fresh_phone
+
+# What each kind of answer must classify as, and how many SMS the fake then holds.
+SCENARIOS: dict[str, tuple[type[Result], int]] = {
+    "accepted": (Sent, 1),
+    "refused_for_good": (Failed, 0),  # number, template, account, balance, caps
+    "refused_for_now": (NotSent, 0),  # a retryable refusal: surely not sent
+    "answer_lost_after_sending": (MaybeSent, 1),
+    "answer_lost_before_sending": (MaybeSent, 0),  # the client cannot tell it from the above
+    "answered_too_late": (MaybeSent, 1),  # after our read timeout
+    "server_error": (MaybeSent, 0),
+    "garbled_answer": (MaybeSent, 0),
+}
+READ_TIMEOUT = 0.5
+
+
+class ProviderCase(Protocol):
+    """One provider against its fake."""
+
+    SCENARIOS: ClassVar[Mapping[str, Sequence[Any]]]  # scenario -> ways to arrange it
+    DEDUPLICATES: ClassVar[bool]  # sends one SMS per `Sms.key`
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        """Take the fake from its fixture (`request.getfixturevalue`)."""
+
+    def provider(self) -> Provider: ...
+
+    def unreachable(self) -> Provider | None:
+        """The provider aimed at a closed port (None: it needs no network)."""
+
+    def arrange(self, how: Any) -> None:
+        """Make the fake give the next request this answer."""
+
+    def received(self, to: str) -> int:
+        """How many SMS the fake holds for an E.164 phone."""
+
+
+class RonglianCase:
+    """RonglianProvider against tests/fakes/ronglian.py (the real protocol and signature)."""
+
+    SCENARIOS: ClassVar[Mapping[str, Sequence[Any]]] = {
+        "accepted": [Fault.OK],
+        "refused_for_good": [(Fault.STATUS, code) for code in ("160038", "160042", "111142")],
+        "refused_for_now": [(Fault.STATUS, "160050")],
+        "answer_lost_after_sending": [Fault.DROP_SENT],
+        "answer_lost_before_sending": [Fault.DROP_UNSENT],
+        "answered_too_late": [Fault.SLOW_SENT],
+        "server_error": [Fault.HTTP_500],
+        "garbled_answer": [Fault.GARBAGE],
+    }
+    DEDUPLICATES = True
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.fake: FakeRonglian = request.getfixturevalue("fake_ronglian")
+        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setattr(self.fake, "slow_seconds", READ_TIMEOUT * 2)
+
+    @staticmethod
+    def at(base_url: str) -> RonglianProvider:
+        creds = Credentials(
+            acc_id=DEFAULT_ACC_ID, acc_token=DEFAULT_ACC_TOKEN, app_id=DEFAULT_APP_ID
+        )
+        return RonglianProvider(
+            creds,
+            template_id="1",
+            base_url=base_url,
+            connect_timeout=0.5,
+            read_timeout=READ_TIMEOUT,
+        )
+
+    def provider(self) -> Provider:
+        return self.at(self.fake.base_url)
+
+    def unreachable(self) -> Provider | None:
+        return self.at(f"http://127.0.0.1:{free_port()}")
+
+    def arrange(self, how: Any) -> None:
+        self.fake.script(how)
+
+    def received(self, to: str) -> int:
+        return len(self.fake.sms_to(to))
+
+
+class ConsoleCase:
+    """ConsoleProvider: its "fake" is the process's stdout."""
+
+    SCENARIOS: ClassVar[Mapping[str, Sequence[Any]]] = {"accepted": [None]}
+    DEDUPLICATES = False
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.capsys: pytest.CaptureFixture[str] = request.getfixturevalue("capsys")
+        self.printed = ""
+
+    def provider(self) -> Provider:
+        return ConsoleProvider()
+
+    def unreachable(self) -> Provider | None:
+        return None
+
+    def arrange(self, how: Any) -> None:
+        assert how is None
+
+    def received(self, to: str) -> int:
+        self.printed += self.capsys.readouterr().out
+        return self.printed.count(f"SMS to {to}:")
+
+
+# One entry per provider: its name as SMS_PROVIDER spells it, and its case.
+CASES: dict[str, type[ProviderCase]] = {
+    "console": ConsoleCase,
+    "ronglian": RonglianCase,
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def provider_case(request: pytest.FixtureRequest) -> ProviderCase:
+    """Each provider in turn, with its fake reset."""
+    return CASES[request.param](request)
+
+
+def arrangements() -> list[Any]:
+    return [
+        pytest.param(name, scenario, how, id=f"{name}-{scenario}-{index}")
+        for name, case in sorted(CASES.items())
+        for scenario, ways in case.SCENARIOS.items()
+        for index, how in enumerate(ways)
+    ]
+
+
+def sms(key: str | None = None) -> Sms:
+    return Sms(to=f"+86{fresh_phone()}", code="123456", minutes=5, key=key or uuid.uuid4().hex)
+
+
+@pytest.mark.parametrize(("name", "scenario", "how"), arrangements())
+def test_each_answer_classifies_as_its_kind(
+    request: pytest.FixtureRequest, name: str, scenario: str, how: Any
+) -> None:
+    # given the fake arranged to answer so
+    case = CASES[name](request)
+    case.arrange(how)
+    kind, held = SCENARIOS[scenario]
+    message = sms()
+    # when
+    result = case.provider().send(message)
+    # then
+    assert type(result) is kind, result
+    assert case.received(message.to) == held
+    if isinstance(result, Failed):
+        assert result.status_code  # logged and counted with the provider's code
+
+
+def test_every_scenario_name_is_known() -> None:
+    for case in CASES.values():
+        assert set(case.SCENARIOS) <= set(SCENARIOS)
+        assert "accepted" in case.SCENARIOS
+
+
+def test_an_unreachable_provider_is_not_sent(provider_case: ProviderCase) -> None:
+    target = provider_case.unreachable()
+    if target is None:
+        pytest.skip("this provider needs no network")
+    assert isinstance(target.send(sms()), NotSent)
+
+
+def test_a_repeated_key_is_sent_once_and_reported_as_a_repeat(
+    provider_case: ProviderCase,
+) -> None:
+    if not provider_case.DEDUPLICATES:
+        pytest.skip("this provider does not deduplicate")
+    target, key = provider_case.provider(), uuid.uuid4().hex
+    first = sms(key)
+    second = Sms(to=first.to, code=first.code, minutes=first.minutes, key=key)
+    one, two = target.send(first), target.send(second)
+    assert isinstance(one, Sent)
+    assert one.sid
+    assert isinstance(two, Sent)
+    assert two.repeat
+    assert provider_case.received(first.to) == 1
+
+
+# -- Ronglian's own -----------------------------------------------------------------------
+
+
+def test_ronglian_answers_a_repeated_req_id_with_160054(fake_ronglian: FakeRonglian) -> None:
+    target, req_id = RonglianCase.at(fake_ronglian.base_url), uuid.uuid4().hex
+    assert isinstance(target.send(sms(req_id)), Sent)
+    assert isinstance(target.send(sms(req_id)), Sent)
+    assert len(fake_ronglian.accepted) == 1
+    assert [r.status for r in fake_ronglian.requests] == ["000000", "160054"]
+
+
+def test_the_ronglian_provider_prints_nothing(
+    fake_ronglian: FakeRonglian, capfd: pytest.CaptureFixture[str]
+) -> None:
+    target = RonglianCase.at(fake_ronglian.base_url)
+    fake_ronglian.script(Fault.DROP_SENT, (Fault.STATUS, "160042"))
+    for _ in range(3):
+        target.send(sms())
+    RonglianCase.at(f"http://127.0.0.1:{free_port()}").send(sms())
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
