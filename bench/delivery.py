@@ -40,14 +40,20 @@ def _issue(env: dict[str, str], n: int, base: int, publisher: Any | None) -> Non
     """Issue n codes through the real service (and store), publishing as configured."""
     os.environ.update(env)
     from smscode import bootstrap
-    from smscode.service_layer.send import CodeService
+    from smscode.adapters.metrics import PrometheusMetrics
+    from smscode.service_layer.send import Sender
     from smscode.settings import get_settings
 
     bootstrap.reset()
     if publisher is None:
-        service = bootstrap.service()
+        service = bootstrap.sender()
     else:
-        service = CodeService(get_settings(), bootstrap.store(), publisher, bootstrap.sealer())
+        settings = get_settings()
+        secret = settings.code_secret.get_secret_value().encode()
+        service = Sender(
+            bootstrap.policy(settings), bootstrap.store(), publisher, bootstrap.sealer(), secret,
+            PrometheusMetrics(),
+        )  # fmt: skip
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: service.issue(str(base + i), "10.0.0.1"), range(n)))
 

@@ -216,7 +216,7 @@ class FakeStore:
             current = state
         if token and self.get(f"lease:{message_id}") == token:
             del self._keys[f"lease:{message_id}"]
-        return current  # type: ignore[no-any-return]
+        return current
 
     def request_state(self, request_id: str) -> dict[str, str]:
         """The request's hash, {} when unknown or expired."""

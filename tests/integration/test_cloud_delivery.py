@@ -16,9 +16,9 @@ import redis
 from smscode import bootstrap
 from smscode.adapters.publishers.sqs import SqsPublisher
 from smscode.domain.messages import DeliveryMessage
+from smscode.domain.outcomes import Outcome
 from smscode.entrypoints.apigw import handle_event
 from smscode.entrypoints.sqs import handle_sqs_batch
-from smscode.service_layer.deliver import Outcome
 from smscode.service_layer.ports import PublishError
 from smscode_dev.cloud import LocalCloud, lambda_handler, to_record
 from tests.cloud_helpers import (

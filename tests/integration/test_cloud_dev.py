@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -20,6 +21,9 @@ from tests.cloud_helpers import configure, load_event, new_cloud
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import DevCommand, fresh_phone
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 
 @pytest.fixture
@@ -38,7 +42,9 @@ def cloud(
 
 
 def queue_depth(cloud: LocalCloud, url: str) -> int:
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    names: list[QueueAttributeNameType] = [
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+    ]  # fmt: skip
     attributes = cloud.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return sum(int(attributes[name]) for name in names)
 

@@ -42,7 +42,7 @@ class ListQueue:
 
 def issue(redis_url: str) -> tuple[Sender, DeliveryMessage]:
     """One accepted send through the real service; returns it and its queued message."""
-    settings = Settings(redis_url=redis_url, code_secret=CODE_SECRET, code_ttl_seconds=TTL)  # type: ignore[arg-type]
+    settings = Settings(redis_url=redis_url, code_secret=CODE_SECRET, code_ttl_seconds=TTL)
     queue = ListQueue()
     secret = CODE_SECRET.encode()
     store = RedisStore(connect(redis_url))

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from tests.conftest import stack_env
-from tests.fakes.ronglian import FakeRonglian, Fault
+from tests.fakes.ronglian import FakeRonglian, Fault, FaultSpec
 from tests.helpers import Server, Worker
 from tests.integration.test_faults_common import (
     FAST,
@@ -21,7 +21,7 @@ from tests.integration.test_faults_common import (
 # Passing failures as the server answers them: 172001 "network error" (the SDK makes the same
 # code of a client-side error, and the server answers it too), a code in no table, an HTTP
 # 500, a 160050 "send failed", a garbled answer, or one that comes too late.
-TRANSIENT = [
+TRANSIENT: list[FaultSpec] = [
     (Fault.STATUS, "172001"),
     (Fault.STATUS, "170999"),
     Fault.HTTP_500,

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault

@@ -165,7 +165,7 @@ def test_redis_never_holds_a_code_in_clear(
         if kind == "hash":
             values = list(redis_client.hgetall(key).values())
         elif kind == "string":
-            values = [redis_client.get(key)]
+            values = [str(redis_client.get(key))]
         else:
             values = [str(v) for v in redis_client.lrange(key, 0, -1)] if kind == "list" else []
         assert all(sms.datas[0] not in str(v) for v in values), key

@@ -75,7 +75,7 @@ class RonglianCase:
         "server_error": [Fault.HTTP_500],
         "garbled_answer": [Fault.GARBAGE],
     }
-    DEDUPLICATES = True
+    DEDUPLICATES: ClassVar[bool] = True
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         self.fake: FakeRonglian = request.getfixturevalue("fake_ronglian")
@@ -112,7 +112,7 @@ class ConsoleCase:
     """ConsoleProvider: its "fake" is the process's stdout."""
 
     SCENARIOS: ClassVar[Mapping[str, Sequence[Any]]] = {"accepted": [None]}
-    DEDUPLICATES = False
+    DEDUPLICATES: ClassVar[bool] = False
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         self.capsys: pytest.CaptureFixture[str] = request.getfixturevalue("capsys")

@@ -27,9 +27,9 @@ def sdk_request(
     """The SDK's own URL, headers and body; its prints (token included) are swallowed."""
     sdk = SmsSDK(ACC, TOKEN, APP)
     with redirect_stdout(StringIO()):
-        url = sdk._SmsSDK__buildSendMessageUrl(stamp)  # type: ignore[attr-defined]
-        headers = sdk._SmsSDK__buildHeaders(stamp)  # type: ignore[attr-defined]
-        body = sdk._SmsSDK__buildSendMessageBody(tid, mobile, datas)  # type: ignore[attr-defined]
+        url = sdk._SmsSDK__buildSendMessageUrl(stamp)
+        headers = sdk._SmsSDK__buildHeaders(stamp)
+        body = sdk._SmsSDK__buildSendMessageBody(tid, mobile, datas)
     # Authorization comes out as bytes; requests writes them to the wire as they are.
     wire = {k: v.decode() if isinstance(v, bytes) else v for k, v in headers.items()}
     return url, wire, body

@@ -26,18 +26,18 @@ def _dump(client: redis.Redis) -> list[str]:
     """Every key and value in the database, as text."""
     seen: list[str] = []
     for key in client.scan_iter("*"):
-        seen.append(key)
+        seen.append(str(key))
         kind = client.type(key)
         if kind == "string":
             seen.append(str(client.get(key)))
         elif kind == "hash":
-            seen.extend(f"{f}={v}" for f, v in client.hgetall(key).items())
+            seen.extend(f"{f!s}={v!s}" for f, v in client.hgetall(key).items())
         elif kind == "list":
-            seen.extend(client.lrange(key, 0, -1))
+            seen.extend(map(str, client.lrange(key, 0, -1)))
         elif kind == "set":
-            seen.extend(client.smembers(key))
+            seen.extend(map(str, client.smembers(key)))
         elif kind == "zset":
-            seen.extend(client.zrange(key, 0, -1))
+            seen.extend(map(str, client.zrange(key, 0, -1)))
     return seen
 
 
@@ -80,7 +80,7 @@ def test_no_token_or_code_in_logs_redis_or_queue(
         for phone in phones:
             answer = requests.post(f"{server.url}/codes", json={"phone": phone}, timeout=10)
             assert answer.status_code == 202
-        pending = broker_client.lrange("celery", 0, -1)
+        pending = [str(task) for task in broker_client.lrange("celery", 0, -1)]
         assert len(pending) == PHONES
         queued = _bodies(pending)
         assert all("sealed_code" in body for body in queued)
@@ -94,7 +94,8 @@ def test_no_token_or_code_in_logs_redis_or_queue(
                 break
             time.sleep(0.05)
         assert in_flight, "no message was ever in flight"
-        seen += list(in_flight.values()) + _bodies(list(in_flight.values()))
+        in_flight_tasks = [str(task) for task in in_flight.values()]
+        seen += in_flight_tasks + _bodies(in_flight_tasks)
         seen += _dump(broker_client) + _dump(redis_client)
         sent = fake_ronglian.wait_for(PHONES, timeout=30)
         fake_ronglian.latency = 0.0

@@ -37,7 +37,7 @@ def test_authenticate(authorization: str, expected: str | None) -> None:
 
 def test_api_keys_setting_parses_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEYS", f"ops:{'s' * 24}, app:{'a' * 30}")
-    settings = Settings(redis_url="redis://x", code_secret="c" * 16)  # type: ignore[arg-type]
+    settings = Settings(redis_url="redis://x", code_secret="c" * 16)
     assert {k: v.get_secret_value() for k, v in settings.api_keys.items()} == {
         "ops": "s" * 24,
         "app": "a" * 30,

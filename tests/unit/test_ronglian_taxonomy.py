@@ -80,4 +80,4 @@ def test_answers_map_to_their_kind(
     result = classify_answer(status, payload, with_req_id=with_req_id)
     assert type(result) is kind
     if kind is Failed:
-        assert result.status_code  # type: ignore[union-attr]  # logged with the code
+        assert result.status_code  # logged with the code
