@@ -31,6 +31,11 @@ PROVIDER_REQUIRES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def _comma_list(value: str) -> list[str]:
+    """The non-empty items of a comma-separated setting, stripped."""
+    return [item for item in (part.strip() for part in value.split(",")) if item]
+
+
 class SettingsError(Exception):
     """A missing or invalid setting; the message is one line naming the variable."""
 
@@ -154,7 +159,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         pairs: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
+        for item in _comma_list(value):
             phone, _, code = (side.strip() for side in item.partition(":"))
             if not re.fullmatch(r"[0-9]{4,10}", code):
                 raise ValueError("expected phone:code pairs separated by commas, 4-10 digit codes")
@@ -169,7 +174,7 @@ class Settings(BaseSettings):
     def _parse_prefixes(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        prefixes = tuple(filter(None, (part.strip() for part in value.split(","))))
+        prefixes = tuple(_comma_list(value))
         if not prefixes or not all(re.fullmatch(r"\+[0-9]{1,15}", p) for p in prefixes):
             raise ValueError("expected E.164 prefixes separated by commas, e.g. +861")
         return prefixes
@@ -180,7 +185,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         pairs: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
+        for item in _comma_list(value):
             key_id, sep, secret = item.partition(":")
             if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key_id) or len(secret) < 24:
                 # never echo the value: it holds secrets
@@ -205,7 +210,7 @@ class Settings(BaseSettings):
     def _parse_origins(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        origins = frozenset(filter(None, (part.strip() for part in value.split(","))))
+        origins = frozenset(_comma_list(value))
         # An exact origin only: a browser sends "scheme://host[:port]", never a path or "*".
         if not all(re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o) for o in origins):
             raise ValueError("expected origins like https://example.com separated by commas")
