@@ -745,8 +745,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         latency=args.latency,
         slow_seconds=args.slow_seconds,
     ).start()
-    print(f"fake ronglian listening on {fake.base_url}", flush=True)
-    fake.serve_until_interrupted()
+    try:
+        print(f"fake ronglian listening on {fake.base_url}", flush=True)
+        fake.serve_until_interrupted()
+    except KeyboardInterrupt:  # Ctrl-C between the banner and the wait: still a clean stop
+        fake.stop()
 
 
 if __name__ == "__main__":
