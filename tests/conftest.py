@@ -1,19 +1,29 @@
-"""Fixtures: a real Redis (embedded unless REDIS_URL is set), the fake Ronglian, real processes."""
+"""The one place that starts servers for the tests.
+
+A real Redis (embedded unless REDIS_URL is set), the fake Ronglian, the session's
+`smscode serve` + `smscode worker`, a module's own server (its SERVER_ENV), a moto SQS queue
+with this process configured as the deployed functions (its CLOUD_OPTIONS), and the HTTP
+function in-process through functions-framework's test client. tests/unit uses none of them.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from smscode_dev.cloud import LocalCloud
 from smscode_dev.embedded import EmbeddedRedis
 from smscode_dev.gcp import PubSubEmulator, ToolMissing
 from smscode_dev.stack import new_signing_key
 from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
-from tests.helpers import Server, Worker
+from tests.helpers import Server, Worker, redis_db, started
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CODE_SECRET = "test-secret-0123456789abcdefghij"
 
@@ -66,7 +76,7 @@ def fake_ronglian(fake_ronglian_session: FakeRonglian) -> FakeRonglian:
 
 def broker_url(redis_url: str) -> str:
     """Database 1 of the test Redis, for the Celery broker."""
-    return urlsplit(redis_url)._replace(path="/1").geturl()
+    return redis_db(redis_url, 1)
 
 
 def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str, str]:
@@ -102,18 +112,64 @@ def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str,
 def stack(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[tuple[Server, Worker]]:
     """`smscode serve` and `smscode worker` with the ronglian provider, shared by the run."""
     env = stack_env(redis_url, fake_ronglian_session)
-    server, worker = Server(env).start(), Worker(env).start()
-    yield server, worker
-    server.stop()
-    worker.stop()
+    server, worker = Server(env), Worker(env)
+    with started(server, worker):
+        yield server, worker
+
+
+@pytest.fixture(scope="module")
+def server(
+    request: pytest.FixtureRequest, redis_url: str, fake_ronglian_session: FakeRonglian
+) -> Iterator[Server]:
+    """A module's own `smscode serve`: stack_env with the module's SERVER_ENV on top."""
+    overrides: dict[str, str] = request.module.SERVER_ENV
+    with started(running := Server(stack_env(redis_url, fake_ronglian_session, **overrides))):
+        yield running
 
 
 @pytest.fixture
 def api(
-    stack: tuple[Server, Worker], redis_client: redis.Redis, fake_ronglian: FakeRonglian
+    request: pytest.FixtureRequest, redis_client: redis.Redis, fake_ronglian: FakeRonglian
 ) -> str:
-    """The base URL of the running HTTP function, with Redis and the fake reset."""
-    return stack[0].url
+    """The base URL of the HTTP function, with Redis and the fake reset.
+
+    The module's own server when the module sets SERVER_ENV, else the session's stack.
+    """
+    if hasattr(request.module, "SERVER_ENV"):
+        own: Server = request.getfixturevalue("server")
+        return own.url
+    shared: tuple[Server, Worker] = request.getfixturevalue("stack")
+    return shared[0].url
+
+
+@pytest.fixture
+def cloud(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    redis_client: redis.Redis,
+    fake_ronglian: FakeRonglian,
+) -> Iterator[LocalCloud]:
+    """A moto SQS queue of its own (the module's CLOUD_OPTIONS), and this process configured
+    as the deployed functions would be."""
+    from smscode import bootstrap
+    from tests.cloud_helpers import configure, new_cloud
+
+    local = new_cloud(**getattr(request.module, "CLOUD_OPTIONS", {}))
+    configure(monkeypatch, stack_env(redis_url, fake_ronglian, **local.env))
+    yield local
+    local.stop()
+    bootstrap.reset()
+
+
+def function_client(source: str, target: str, signature_type: str = "http") -> Any:
+    """functions-framework's Flask test client for a function source under the repository."""
+    import functions_framework
+
+    app = functions_framework.create_app(
+        target=target, source=str(ROOT / source), signature_type=signature_type
+    )
+    return app.test_client()
 
 
 TOKEN_AUDIENCE = "example-shop"
@@ -140,9 +196,8 @@ def token_server(
         TOKEN_AUDIENCE=TOKEN_AUDIENCE,
         SERVE_WORKERS="1",
     )
-    server = Server(env).start()
-    yield server
-    server.stop()
+    with started(server := Server(env)):
+        yield server
 
 
 @pytest.fixture

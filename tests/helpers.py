@@ -10,8 +10,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import requests
@@ -35,6 +38,27 @@ def fresh_phone() -> str:
         except Exception:  # noqa: S112 - an unassigned block: draw again
             continue
         return candidate
+
+
+@contextmanager
+def local_timezone(tz: str) -> Iterator[None]:
+    """The process's local time zone (TZ) set to `tz` for the block, then restored."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = tz
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
+def redis_db(redis_url: str, db: int) -> str:
+    """Database `db` of the Redis at `redis_url` (a broker or a test of its own)."""
+    return urlsplit(redis_url)._replace(path=f"/{db}").geturl()
 
 
 class Process:
@@ -88,6 +112,18 @@ class Process:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def started(*processes: Process) -> Iterator[None]:
+    """Start the processes in order and stop every one at the end, whatever happens."""
+    try:
+        for process in processes:
+            process.start()
+        yield
+    finally:
+        for process in processes:
+            process.stop()
 
 
 class Server(Process):
@@ -153,6 +189,23 @@ class DevCommand:
                 return match
             time.sleep(0.1)
         raise AssertionError(f"no {pattern!r} in:\n{self.output()}")
+
+    def sign_up(self, port: int) -> tuple[str, dict[str, Any]]:
+        """Ask for a code as the page does, read it from the printed SMS, and verify it.
+
+        Returns the phone (11 digits) and the verification's JSON answer.
+        """
+        phone = fresh_phone()
+        base = f"http://127.0.0.1:{port}"
+        answer = requests.post(f"{base}/codes", data={"mobile": phone}, timeout=5)
+        assert answer.status_code == 202
+        code = self.read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
+        body = {"phone": phone, "code": code}
+        verified: dict[str, Any] = requests.post(
+            f"{base}/codes/verify", json=body, timeout=5
+        ).json()
+        assert verified["status"] == "success"
+        return phone, verified
 
     def interrupt(self) -> None:
         """Ctrl-C, which a terminal sends to the whole foreground process group."""

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from smscode import bootstrap
 from smscode.adapters.publishers.sqs import SqsPublisher
@@ -24,30 +21,14 @@ from smscode_dev.cloud import LocalCloud, lambda_handler, to_record
 from tests.cloud_helpers import (
     configure,
     load_event,
-    new_cloud,
     pubsub_cloud_event,
     receive_all,
 )
-from tests.conftest import stack_env
+from tests.conftest import function_client
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import fresh_phone
 
-DELIVER_SOURCE = Path(__file__).parents[2] / "functions" / "deliver_sms" / "main.py"
-
-
-@pytest.fixture
-def cloud(
-    monkeypatch: pytest.MonkeyPatch,
-    redis_url: str,
-    redis_client: redis.Redis,
-    fake_ronglian: FakeRonglian,
-) -> Iterator[LocalCloud]:
-    """A moto SQS queue, and this process configured as the deployed functions would be."""
-    local = new_cloud()
-    configure(monkeypatch, stack_env(redis_url, fake_ronglian, **local.env))
-    yield local
-    local.stop()
-    bootstrap.reset()
+DELIVER_SOURCE = "functions/deliver_sms/main.py"
 
 
 def issue(phone: str) -> str:
@@ -176,11 +157,7 @@ def test_a_batch_of_ten_is_delivered_concurrently(
 def test_pubsub_cloud_event_is_delivered_once_and_retried_on_failure(
     cloud: LocalCloud, fake_ronglian: FakeRonglian
 ) -> None:
-    import functions_framework
-
-    client = functions_framework.create_app(
-        target="deliver", source=str(DELIVER_SOURCE), signature_type="cloudevent"
-    ).test_client()
+    client = function_client(DELIVER_SOURCE, "deliver", "cloudevent")
     phone = fresh_phone()
     issue(phone)
     [message] = receive_all(cloud, 1)
@@ -203,11 +180,7 @@ def test_pubsub_cloud_event_is_delivered_once_and_retried_on_failure(
 
 
 def test_malformed_pubsub_message_is_acknowledged(cloud: LocalCloud) -> None:
-    import functions_framework
-
-    client = functions_framework.create_app(
-        target="deliver", source=str(DELIVER_SOURCE), signature_type="cloudevent"
-    ).test_client()
+    client = function_client(DELIVER_SOURCE, "deliver", "cloudevent")
     event = load_event("pubsub_cloud_event.json")  # its data decodes to {"version": 1}
     headers = {"Content-Type": "application/cloudevents+json"}
     assert client.post("/", data=json.dumps(event), headers=headers).status_code == 200

@@ -5,40 +5,24 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import redis
 import requests
 
-from smscode import bootstrap
 from smscode.entrypoints.apigw import handle_event
 from smscode_dev.cloud import LocalCloud, failed_ids
 from smscode_dev.embedded import free_port
-from tests.cloud_helpers import configure, load_event, new_cloud
-from tests.conftest import stack_env
+from tests.cloud_helpers import load_event
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import DevCommand, fresh_phone
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.literals import QueueAttributeNameType
 
-
-@pytest.fixture
-def cloud(
-    monkeypatch: pytest.MonkeyPatch,
-    redis_url: str,
-    redis_client: redis.Redis,
-    fake_ronglian: FakeRonglian,
-) -> Iterator[LocalCloud]:
-    """A queue whose failed records come back after a second, and a one-second long poll."""
-    local = new_cloud(visibility_timeout=1, wait_seconds=1)
-    configure(monkeypatch, stack_env(redis_url, fake_ronglian, **local.env))
-    yield local
-    local.stop()
-    bootstrap.reset()
+# The conftest `cloud`: failed records come back after a second, and a one-second long poll.
+CLOUD_OPTIONS = {"visibility_timeout": 1, "wait_seconds": 1}
 
 
 def queue_depth(cloud: LocalCloud, url: str) -> int:
@@ -102,17 +86,9 @@ def test_dev_cloud_runs_the_cloud_shape_and_ctrl_c_stops_it(tmp_path: Path) -> N
             except requests.ConnectionError:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-        phone = fresh_phone()
-        # when a code is asked for from the page
-        answer = requests.post(f"http://127.0.0.1:{port}/codes", data={"mobile": phone}, timeout=5)
-        assert answer.status_code == 202
-        # then the Lambda handler, fed by the poller, prints the SMS, and the code verifies
-        code = dev.read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
-        body = {"phone": phone, "code": code}
-        verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
-        # dev signs with a key of its own run, so the answer carries a verification token
-        assert verified.json().keys() == {"status", "token"}
-        assert verified.json()["status"] == "success"
+        # when a code is asked for from the page, then the Lambda handler, fed by the
+        # poller, prints the SMS, and the code verifies
+        dev.sign_up(port)
     finally:
         dev.interrupt()
     assert dev.group_gone(), "smscode dev --cloud left processes running"

@@ -20,7 +20,7 @@ from smscode_dev.cloud import LocalCloud, lambda_handler
 from tests.cloud_helpers import EVENTS, api_event, configure, event_body, load_event, new_cloud
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, fresh_phone
+from tests.helpers import Server, fresh_phone, started
 
 Answer = tuple[int, dict[str, str], Any]
 ISSUE_SOURCE = Path(__file__).parents[2] / "functions" / "issue_code" / "handler.py"
@@ -38,9 +38,8 @@ def server(
     cloud: LocalCloud, redis_url: str, fake_ronglian_session: FakeRonglian
 ) -> Iterator[Server]:
     """`smscode serve` publishing to the moto queue, as the HTTP function would on AWS."""
-    process = Server(stack_env(redis_url, fake_ronglian_session, **cloud.env)).start()
-    yield process
-    process.stop()
+    with started(process := Server(stack_env(redis_url, fake_ronglian_session, **cloud.env))):
+        yield process
 
 
 @pytest.fixture

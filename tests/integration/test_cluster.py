@@ -17,7 +17,7 @@ from smscode.adapters.redis_store import connect
 from smscode_dev.embedded import EmbeddedRedis, free_port, server_binary
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
+from tests.helpers import Server, Worker, fresh_phone, started
 
 pytestmark = pytest.mark.slow
 
@@ -80,10 +80,9 @@ def cluster_stack(
 ) -> Iterator[str]:
     """`smscode serve` and `smscode worker` with their codes on the cluster."""
     env = stack_env(cluster_url, fake_ronglian_session, CELERY_BROKER_URL=broker.url)
-    server, worker = Server(env).start(), Worker(env).start()
-    yield server.url
-    server.stop()
-    worker.stop()
+    server = Server(env)
+    with started(server, Worker(env)):
+        yield server.url
 
 
 def test_connect_speaks_cluster_for_a_cluster_url(cluster_url: str) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import jwt
 import pytest
-import requests
 
 from smscode_dev.embedded import free_port
-from tests.helpers import DevCommand, fresh_phone
+from tests.helpers import DevCommand
 
 
 @pytest.mark.slow
@@ -23,17 +22,11 @@ def test_dev_runs_the_whole_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     try:
         dev.read_until(rf"open http://127\.0\.0\.1:{port}/")
         dev.read_until(r"celery@\S+ ready")
-        phone = fresh_phone()
-        # when a code is asked for
-        answer = requests.post(f"http://127.0.0.1:{port}/codes", data={"mobile": phone}, timeout=5)
-        assert answer.status_code == 202
-        # then the worker prints the SMS with its code, and the code verifies
-        code = dev.read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
-        body = {"phone": phone, "code": code}
-        verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
-        assert verified.json()["status"] == "success"
+        # when a code is asked for, then the worker prints the SMS with its code, and the
+        # code verifies
+        phone, verified = dev.sign_up(port)
         # with a token signed by the key dev made for this run, and published in its JWKS
-        token = verified.json()["token"]
+        token = verified["token"]
         keys = jwt.PyJWKClient(f"http://127.0.0.1:{port}/.well-known/jwks.json")
         claims = jwt.decode(token, keys.get_signing_key_from_jwt(token).key, algorithms=["EdDSA"])
         assert claims["phone_number"] == f"+86{phone}"

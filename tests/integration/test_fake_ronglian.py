@@ -6,7 +6,6 @@ import base64
 import hashlib
 import http.client
 import json
-import os
 import re
 import signal
 import socket
@@ -26,6 +25,7 @@ import urllib3
 from ronglian_sms_sdk import SmsSDK
 
 from tests.fakes.ronglian import FakeRonglian, Fault, Sms
+from tests.helpers import local_timezone
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ACC = "8a216da8fake0acc0000000000000001"
@@ -58,17 +58,8 @@ def fake(server: FakeRonglian) -> Iterator[FakeRonglian]:
 @pytest.fixture
 def tz_shanghai() -> Iterator[None]:
     """Run with the process-local timezone set to Beijing time, as on a production host."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Shanghai"
-    time.tzset()
-    try:
+    with local_timezone("Asia/Shanghai"):
         yield
-    finally:
-        if old is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
 
 
 def ts(delta: timedelta = timedelta(0)) -> str:
@@ -185,17 +176,8 @@ def test_sdk_timestamp_in_any_real_timezone_is_inside_the_24h_window(
 ) -> None:
     # The SDK signs with time.localtime(); every real UTC offset is < 24 h from Beijing,
     # so a host without TZ=Asia/Shanghai still gets accepted (as by the real service).
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = tz
-    time.tzset()
-    try:
+    with local_timezone(tz):
         answer = json.loads(sdk_for(fake).sendMessage("1", MOBILE, ("1", "5")))
-    finally:
-        if old is None:
-            del os.environ["TZ"]
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
     assert answer["statusCode"] == "000000"
 
 

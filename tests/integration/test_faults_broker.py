@@ -10,8 +10,8 @@ from smscode.adapters import keys
 from smscode_dev.embedded import EmbeddedRedis, free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
-from tests.integration.test_faults_common import FAST, broker_db, started
+from tests.helpers import Server, Worker, fresh_phone, redis_db, started
+from tests.integration.test_faults_common import FAST
 
 
 def send(api: str, phone: str) -> requests.Response:
@@ -68,7 +68,7 @@ def test_amqp_broker_down_answers_503_and_keeps_the_resend_slot(
     assert [answer.status_code for answer in down] == [503, 503]
     assert slot_untouched(redis_client, phone)
     # when the same phone asks through a server whose broker works
-    up_env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_db(redis_url, 10), **FAST)
+    up_env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=redis_db(redis_url, 10), **FAST)
     with started(up_server := Server(up_env)):
         back = send(up_server.url, phone)
     # then: 202, not 429
@@ -83,7 +83,7 @@ def test_a_task_the_broker_lost_is_queued_again_from_the_outbox(
     redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
 ) -> None:
     # given an accepted send whose task then vanishes from the broker
-    broker_url = broker_db(redis_url, 13)
+    broker_url = redis_db(redis_url, 13)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)

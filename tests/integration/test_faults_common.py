@@ -6,19 +6,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import redis
 import requests
 
 from smscode.adapters import keys
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
+from tests.helpers import Worker, fresh_phone
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = {"sent", "failed", "expired", "skipped"}
@@ -57,11 +55,6 @@ class Counts:
             f"accepted={self.accepted} refused={self.refused} sms_at_fake={self.sms} "
             f"lost={self.lost} duplicates={self.duplicates}"
         )
-
-
-def broker_db(redis_url: str, db: int) -> str:
-    """Database `db` of the test Redis: each fault test gets its own queue."""
-    return urlsplit(redis_url)._replace(path=f"/{db}").geturl()
 
 
 def post(api: str, phone: str) -> Sent:
@@ -160,18 +153,6 @@ class VariantWorker(Worker):
             )
         self.wait_for_output("ready.", timeout=30)
         return self
-
-
-@contextmanager
-def started(*processes: Server | Worker) -> Iterator[None]:
-    """Start the processes in order and stop every one at the end, whatever happens."""
-    try:
-        for process in processes:
-            process.start()
-        yield
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def diagnose(

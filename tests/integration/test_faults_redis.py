@@ -19,16 +19,8 @@ import requests
 from smscode_dev.embedded import EmbeddedRedis, free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
-from tests.integration.test_faults_common import (
-    FAST,
-    broker_db,
-    count,
-    post_many,
-    report,
-    settle,
-    started,
-)
+from tests.helpers import Server, Worker, fresh_phone, redis_db, started
+from tests.integration.test_faults_common import FAST, count, post_many, report, settle
 
 
 def persistent_redis(port: int, folder: Path) -> EmbeddedRedis:
@@ -57,7 +49,7 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
     port = free_port()
     store = persistent_redis(port, tmp_path).start()
     client = redis.Redis.from_url(store.url, decode_responses=True)
-    broker_url = store.url if shared else broker_db(redis_url, 8)
+    broker_url = store.url if shared else redis_db(redis_url, 8)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(
@@ -128,7 +120,7 @@ def test_a_down_redis_answers_503_json_without_hanging(
     # given a store on a port nobody listens on
     env = stack_env(
         f"redis://127.0.0.1:{free_port()}/0", fake_ronglian,
-        CELERY_BROKER_URL=broker_db(redis_url, 9), **FAST,
+        CELERY_BROKER_URL=redis_db(redis_url, 9), **FAST,
     )  # fmt: skip
     server = Server(env)
     with started(server):

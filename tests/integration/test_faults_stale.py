@@ -14,8 +14,8 @@ from smscode.domain.messages import DeliveryMessage
 from smscode.domain.sealing import Sealer
 from tests.conftest import CODE_SECRET, stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
-from tests.integration.test_faults_common import FAST, broker_db, post, settle, started
+from tests.helpers import Server, Worker, fresh_phone, redis_db, started
+from tests.integration.test_faults_common import FAST, post, settle
 
 
 def queued_messages(broker: redis.Redis) -> list[DeliveryMessage]:
@@ -41,7 +41,7 @@ def test_replaced_burned_and_verified_codes_are_skipped_without_an_sms(
     redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
 ) -> None:
     # given three phones whose messages wait in the queue (no worker yet)
-    broker_url = broker_db(redis_url, 11)
+    broker_url = redis_db(redis_url, 11)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(
@@ -87,7 +87,7 @@ def test_a_message_still_queued_when_its_code_expires_is_never_sent(
     redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
 ) -> None:
     # given a 30 s code whose message waits in the queue (no worker) until the code expired
-    broker_url = broker_db(redis_url, 12)
+    broker_url = redis_db(redis_url, 12)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(

@@ -7,16 +7,8 @@ import redis
 
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault, FaultSpec
-from tests.helpers import Server, Worker
-from tests.integration.test_faults_common import (
-    FAST,
-    broker_db,
-    count,
-    post_many,
-    report,
-    settle,
-    started,
-)
+from tests.helpers import Server, Worker, redis_db, started
+from tests.integration.test_faults_common import FAST, count, post_many, report, settle
 
 # Passing failures as the server answers them: 172001 "network error" (the SDK makes the same
 # code of a client-side error, and the server answers it too), a code in no table, an HTTP
@@ -38,7 +30,7 @@ def test_500_sends_with_30_percent_transient_failures_and_late_answers(
     fake_ronglian: FakeRonglian,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    broker_url = broker_db(redis_url, 7)
+    broker_url = redis_db(redis_url, 7)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)

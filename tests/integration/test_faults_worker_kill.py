@@ -21,18 +21,16 @@ from kombu.connection import Connection
 
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import Server, Worker
+from tests.helpers import Server, Worker, redis_db, started
 from tests.integration.test_faults_common import (
     FAST,
     Counts,
     Sent,
-    broker_db,
     count,
     diagnose,
     post_many,
     report,
     settle,
-    started,
 )
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
@@ -111,7 +109,7 @@ def test_500_sends_through_redis_survive_a_worker_killed_at_random_moments(
     redis_client: redis.Redis, redis_url: str, fake_ronglian: FakeRonglian
 ) -> None:
     # given a short visibility timeout, so kombu hands a killed worker's tasks out again soon
-    broker_url = broker_db(redis_url, 6)
+    broker_url = redis_db(redis_url, 6)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(
@@ -135,7 +133,7 @@ def test_300_sends_with_30_percent_172001_or_http_500_while_the_worker_is_killed
 ) -> None:
     # given Ronglian answering 30 % of calls with statusCode 172001 or HTTP 500 (the issue's
     # case: 172001 was taken as permanent and 14-17 % of sends were lost)
-    broker_url = broker_db(redis_url, 5)
+    broker_url = redis_db(redis_url, 5)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.conftest import CODE_SECRET, stack_env
 from tests.fakes.ronglian import DEFAULT_ACC_TOKEN, FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
+from tests.helpers import Server, Worker, fresh_phone, redis_db, started
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +20,10 @@ def own_stack(
 ) -> Iterator[tuple[Server, Worker]]:
     """A server and a worker of this module's own, so their output holds only this flow."""
     # A broker database of its own: the session's worker must not take this flow's task.
-    broker = urlsplit(redis_url)._replace(path="/14").geturl()
-    env = stack_env(redis_url, fake_ronglian_session, CELERY_BROKER_URL=broker)
-    server, worker = Server(env).start(), Worker(env).start()
-    yield server, worker
-    server.stop()
-    worker.stop()
+    env = stack_env(redis_url, fake_ronglian_session, CELERY_BROKER_URL=redis_db(redis_url, 14))
+    server, worker = Server(env), Worker(env)
+    with started(server, worker):
+        yield server, worker
 
 
 def entries(output: str) -> list[dict[str, Any]]:

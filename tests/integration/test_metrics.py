@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -14,7 +13,7 @@ from smscode.adapters import metrics
 from smscode_dev.embedded import free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
+from tests.helpers import Server, Worker, fresh_phone, redis_db, started
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +23,13 @@ def own_stack(
     """A server (two gunicorn workers) and a worker with its exporter, counting only this flow."""
     port = free_port()
     # A broker database of its own: the session's worker must not take this flow's task.
-    broker = urlsplit(redis_url)._replace(path="/15").geturl()
+    broker = redis_db(redis_url, 15)
     env = stack_env(
         redis_url, fake_ronglian_session, METRICS_PORT=str(port), CELERY_BROKER_URL=broker
     )
-    server, worker = Server(env).start(), Worker(env).start()
-    yield server, worker, f"http://127.0.0.1:{port}/metrics"
-    server.stop()
-    worker.stop()
+    server, worker = Server(env), Worker(env)
+    with started(server, worker):
+        yield server, worker, f"http://127.0.0.1:{port}/metrics"
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -17,18 +17,16 @@ from smscode.domain.outcomes import Result, Sms
 from smscode.service_layer.ports import Provider
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import Server, Worker, fresh_phone
+from tests.helpers import Server, Worker, fresh_phone, redis_db, started
 from tests.integration.test_faults_common import (
     FAST,
     Counts,
     VariantWorker,
-    broker_db,
     count,
     post,
     post_many,
     report,
     settle,
-    started,
 )
 
 MODULE = "tests.integration.test_reqid_chaos"
@@ -86,7 +84,7 @@ def run_chaos(
     make_worker: Callable[[Mapping[str, str]], Worker],
 ) -> Counts:
     """300 sends through the real server and the given worker, 30 % ambiguous failures."""
-    broker_url = broker_db(redis_url, db)
+    broker_url = redis_db(redis_url, db)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(redis_url, fake, CELERY_BROKER_URL=broker_url, **FAST)
@@ -116,7 +114,7 @@ def test_a_slow_answer_then_redeliveries_give_one_sms(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given one accepted send, queued twice (a redelivery racing the first delivery)
-    broker_url = broker_db(redis_url, 4)
+    broker_url = redis_db(redis_url, 4)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
@@ -156,7 +154,7 @@ def test_the_lease_alone_keeps_racing_copies_to_one_provider_call(
 ) -> None:
     # given two workers WITHOUT reqId (no provider dedup), a slow-but-answering provider and
     # one accepted send queued four times
-    broker_url = broker_db(redis_url, 5)
+    broker_url = redis_db(redis_url, 5)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
     env = stack_env(

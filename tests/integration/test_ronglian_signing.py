@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -14,6 +13,7 @@ import pytest
 from ronglian_sms_sdk import SmsSDK
 
 from smscode.adapters.providers.ronglian import Credentials, build_request, timestamp
+from tests.helpers import local_timezone
 
 ACC, TOKEN, APP = "8a216da8fake0acc0000000000000001", "secrettoken000000000000000000abc", "app01"
 CREDS = Credentials(acc_id=ACC, acc_token=TOKEN, app_id=APP)
@@ -38,15 +38,8 @@ def sdk_request(
 @pytest.fixture
 def utc_host() -> Iterator[None]:
     """The process's local zone set to UTC, as on Lambda."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
+    with local_timezone("UTC"):
+        yield
 
 
 def test_url_sig_headers_and_body_equal_the_sdks() -> None:

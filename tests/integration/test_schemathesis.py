@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server
 
@@ -43,27 +41,18 @@ MINIMUM_CASES = 1000
 # The Twilio Verify routes need an API key and a service; every request carries the key.
 KEY_ID, SECRET = "fuzz", "fuzz-secret-0123456789abcdef"
 SERVICE = "VA" + "5" * 32
+# The module's own server (tests/conftest.py), delivering in-process through the fake Ronglian.
+SERVER_ENV = {
+    "DELIVERY_BACKEND": "inline",
+    "API_KEYS": f"{KEY_ID}:{SECRET}",
+    "VERIFY_SERVICE_SIDS": SERVICE,
+}
 HYPOTHESIS = settings(
     max_examples=EXAMPLES_PER_MODE,
     deadline=None,  # every case is a real HTTP round trip
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
-    """The HTTP function, delivering in-process through the fake Ronglian."""
-    env = stack_env(
-        redis_url,
-        fake_ronglian_session,
-        DELIVERY_BACKEND="inline",
-        API_KEYS=f"{KEY_ID}:{SECRET}",
-        VERIFY_SERVICE_SIDS=SERVICE,
-    )
-    server = Server(env).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

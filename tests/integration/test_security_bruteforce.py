@@ -4,41 +4,24 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
 
-from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, fresh_phone
+from tests.helpers import fresh_phone
 
 GUESSES = 10_000
 PER_CODE = 5  # MAX_VERIFY_ATTEMPTS default
 DAILY_FAILURES = 20  # VERIFY_FAILURES_DAILY_LIMIT default
 LOCKED = "Too many wrong codes for this phone today; try again tomorrow."
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
-    """No resend interval and no practical daily send cap: only the verify caps stand."""
-    env = stack_env(
-        redis_url,
-        fake_ronglian_session,
-        DELIVERY_BACKEND="inline",
-        RESEND_INTERVAL_SECONDS="0",
-        PHONE_DAILY_LIMIT="100000",
-    )
-    server = Server(env).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def api(server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian) -> str:
-    return server.url
+# No resend interval and no practical daily send cap: only the verify caps stand.
+SERVER_ENV = {
+    "DELIVERY_BACKEND": "inline",
+    "RESEND_INTERVAL_SECONDS": "0",
+    "PHONE_DAILY_LIMIT": "100000",
+}
 
 
 def _new_code(session: requests.Session, api: str, fake: FakeRonglian, phone: str) -> str:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 import yaml
 
-from tests.conftest import stack_env
-from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, fresh_phone
+from tests.helpers import fresh_phone
 
 ALLOWED = "https://app.example"
+SERVER_ENV = {
+    "DELIVERY_BACKEND": "inline",
+    "SMS_PROVIDER": "console",
+    "CORS_ORIGINS": f"{ALLOWED},http://localhost:3000",
+    "SEND_ALLOWED_PREFIXES": "+86138,+86139",
+}
 CORS_HEADERS = {
     "access-control-allow-origin",
     "access-control-allow-methods",
@@ -22,26 +24,6 @@ CORS_HEADERS = {
     "access-control-expose-headers",
     "access-control-max-age",
 }
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
-    env = stack_env(
-        redis_url,
-        fake_ronglian_session,
-        DELIVERY_BACKEND="inline",
-        SMS_PROVIDER="console",
-        CORS_ORIGINS=f"{ALLOWED},http://localhost:3000",
-        SEND_ALLOWED_PREFIXES="+86138,+86139",
-    )
-    server = Server(env).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def api(server: Server, redis_client: redis.Redis) -> str:
-    return server.url
 
 
 def _cors(response: requests.Response) -> set[str]:

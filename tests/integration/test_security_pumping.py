@@ -4,45 +4,26 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
 
-from tests.conftest import stack_env
-from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, fresh_phone
+from tests.helpers import fresh_phone
 
 IP_HOURLY = 20
 PREFIX_HOURLY = 30
 GLOBAL_MINUTE = 100
 SENDS = 1000
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
-    """Behind one trusted proxy, delivering in-process to the console."""
-    env = stack_env(
-        redis_url,
-        fake_ronglian_session,
-        DELIVERY_BACKEND="inline",
-        SMS_PROVIDER="console",
-        TRUSTED_PROXY_COUNT="1",
-        IP_HOURLY_LIMIT=str(IP_HOURLY),
-        PREFIX_HOURLY_LIMIT=str(PREFIX_HOURLY),
-        GLOBAL_MINUTE_LIMIT=str(GLOBAL_MINUTE),
-    )
-    server = Server(env).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def api(server: Server, redis_client: redis.Redis) -> str:
-    """The server's URL, with every counter emptied."""
-    return server.url
+# Behind one trusted proxy, delivering in-process to the console.
+SERVER_ENV = {
+    "DELIVERY_BACKEND": "inline",
+    "SMS_PROVIDER": "console",
+    "TRUSTED_PROXY_COUNT": "1",
+    "IP_HOURLY_LIMIT": str(IP_HOURLY),
+    "PREFIX_HOURLY_LIMIT": str(PREFIX_HOURLY),
+    "GLOBAL_MINUTE_LIMIT": str(GLOBAL_MINUTE),
+}
 
 
 def _send(session: requests.Session, api: str, phone: str, ip: str | None = None) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
-import pytest
 import redis
 import requests
 
@@ -18,23 +16,14 @@ from tests.helpers import Server, fresh_phone
 
 TEST_PHONE = fresh_phone()
 FIXED_CODE = "246810"
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
-    """`smscode serve` with one test phone, tight caps, delivering inline to the fake."""
-    env = stack_env(
-        redis_url,
-        fake_ronglian_session,
-        DELIVERY_BACKEND="inline",
-        TEST_PHONES=f"{TEST_PHONE}:{FIXED_CODE}",
-        ALLOW_TEST_PHONES="true",
-        PHONE_DAILY_LIMIT="1",
-        GLOBAL_MINUTE_LIMIT="2",
-    )
-    running = Server(env).start()
-    yield running
-    running.stop()
+# The module's own server: one test phone, tight caps, delivering inline to the fake.
+SERVER_ENV = {
+    "DELIVERY_BACKEND": "inline",
+    "TEST_PHONES": f"{TEST_PHONE}:{FIXED_CODE}",
+    "ALLOW_TEST_PHONES": "true",
+    "PHONE_DAILY_LIMIT": "1",
+    "GLOBAL_MINUTE_LIMIT": "2",
+}
 
 
 def test_test_phones_without_the_explicit_allowance_stop_the_command_at_start(

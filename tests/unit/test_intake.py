@@ -10,8 +10,17 @@ import pytest
 from smscode.domain.errors import Unavailable
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Outcome
-from smscode.service_layer.intake import receive
+from smscode.service_layer.intake import Deliver, receive
 from tests.unit.conftest import World
+
+
+def raising(error: Exception) -> Deliver:
+    """A deliverer that raises `error`."""
+
+    def deliver(_: DeliveryMessage) -> Outcome:
+        raise error
+
+    return deliver
 
 
 @pytest.mark.parametrize(
@@ -20,11 +29,10 @@ from tests.unit.conftest import World
 def test_a_malformed_payload_is_malformed_and_logged_without_its_content(
     payload: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def deliver(_: DeliveryMessage) -> Outcome:
-        raise AssertionError("a malformed payload reached the deliverer")
-
     with caplog.at_level(logging.ERROR, "smscode.intake"):
-        assert receive([payload], deliver) == [Outcome.MALFORMED]
+        assert receive([payload], raising(AssertionError("reached the deliverer"))) == [
+            Outcome.MALFORMED
+        ]
     assert "malformed delivery message" in caplog.text
 
 
@@ -47,11 +55,8 @@ def test_an_unavailable_store_is_a_retry(world: World) -> None:
 def test_a_crash_is_a_retry_logged_without_a_traceback(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def deliver(_: DeliveryMessage) -> Outcome:
-        raise KeyError("bug")
-
     with caplog.at_level(logging.ERROR, "smscode.intake"):
-        assert receive([world.queued().to_json()], deliver) == [Outcome.RETRY]
+        assert receive([world.queued().to_json()], raising(KeyError("bug"))) == [Outcome.RETRY]
     assert "delivery crashed: KeyError" in caplog.text
     assert all(record.exc_info is None for record in caplog.records)
 
@@ -81,9 +86,5 @@ def test_no_payload_no_outcome() -> None:
     assert receive([], lambda _: Outcome.SENT) == []
 
 
-def test_unavailable_is_caught_from_any_deliverer() -> None:
-    def deliver(_: DeliveryMessage) -> Outcome:
-        raise Unavailable("down")
-
-    world = World()
-    assert receive([world.queued().to_json()], deliver) == [Outcome.RETRY]
+def test_unavailable_is_caught_from_any_deliverer(world: World) -> None:
+    assert receive([world.queued().to_json()], raising(Unavailable("down"))) == [Outcome.RETRY]
