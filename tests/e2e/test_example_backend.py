@@ -61,12 +61,11 @@ def backends(token_server: Server, redis_url: str) -> Iterator[dict[str, SignUp]
         name: start_backend(token_server.url, redis_url, audience)
         for name, audience in (("shop", TOKEN_AUDIENCE), ("other", "another-app"))
     }
-    yield {
-        name: lambda token, url=url: requests.post(
-            f"{url}/signup", data={"phone_token": token}, timeout=10
-        )
-        for name, (_, url) in started.items()
-    }
+
+    def sign_up_at(url: str) -> SignUp:
+        return lambda token: requests.post(f"{url}/signup", data={"phone_token": token}, timeout=10)
+
+    yield {name: sign_up_at(url) for name, (_, url) in started.items()}
     for process, _ in started.values():
         process.terminate()
         process.wait(timeout=10)
@@ -134,7 +133,7 @@ def test_forged_tampered_expired_and_misdirected_tokens_are_refused(
         # an unsigned token
         "alg none": jwt.encode(
             jwt.decode(token, options={"verify_signature": False}),
-            None,
+            None,  # type: ignore[arg-type]  # the "none" algorithm takes no key
             algorithm="none",
             headers={"kid": jwt.get_unverified_header(token)["kid"]},
         ),

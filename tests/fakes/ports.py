@@ -22,6 +22,11 @@ from smscode.service_layer.ports import ClaimResult, FinalState, PublishError, V
 FINAL = ("sent", "failed", "expired", "skipped")
 
 
+def _code(phone: str, purpose: str) -> str:
+    """The code's key, as adapters/keys.code names it: the default purpose keeps the old key."""
+    return f"code:{phone}" if purpose == "login" else f"code:{phone}:{purpose}"
+
+
 class Clock:
     """A settable clock, in seconds since the epoch (like time.time)."""
 
@@ -103,8 +108,9 @@ class FakeStore:
         message_id: str,
         request_id: str,
         limits: Limits,
+        purpose: str = "login",
     ) -> Rejection | None:
-        """issue.lua: every cap checked before anything is written."""
+        """issue.lua: every cap checked before anything is written; caps count per phone."""
         self._check()
         if self.get(f"resend:{phone}") is not None:
             return Rejection("resend_interval", self._wait(f"resend:{phone}"))
@@ -113,35 +119,44 @@ class FakeStore:
                 return Rejection(reason, self._wait(key))
         for key, _, window in self._caps(phone, ip):
             self._incr(key, window)
-        self._store_code(phone, masked, code_hash, message_id, request_id, limits.code_ttl)
+        code_key = _code(phone, purpose)
+        self._store_code(code_key, masked, code_hash, message_id, request_id, limits.code_ttl)
         if limits.resend_interval > 0:
             self._set(f"resend:{phone}", message_id, limits.resend_interval)
         self.requests(request_id)["state"] = "queued"
         return None
 
     def _store_code(
-        self, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+        self, key: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
     ) -> None:
-        self._set(
-            f"code:{phone}", {"h": code_hash, "mid": message_id, "rid": request_id, "n": 0}, ttl
-        )
+        self._set(key, {"h": code_hash, "mid": message_id, "rid": request_id, "n": 0}, ttl)
         self._set(f"request:{request_id}", {"phone": masked, "mid": message_id}, ttl)
 
     def issue_test_phone(
-        self, *, phone: str, masked: str, code_hash: str, message_id: str, request_id: str, ttl: int
+        self,
+        *,
+        phone: str,
+        masked: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        ttl: int,
+        purpose: str = "login",
     ) -> None:
         """issue_test_phone.lua: no cap checked or counted, the request marked skipped."""
         self._check()
-        self._store_code(phone, masked, code_hash, message_id, request_id, ttl)
+        self._store_code(_code(phone, purpose), masked, code_hash, message_id, request_id, ttl)
         self.requests(request_id)["state"] = "skipped"
 
-    def unissue(self, *, phone: str, ip: str, message_id: str, request_id: str) -> bool:
+    def unissue(
+        self, *, phone: str, ip: str, message_id: str, request_id: str, purpose: str = "login"
+    ) -> bool:
         """unissue.lua: only what this message wrote is undone."""
         self._check()
-        code = self.get(f"code:{phone}")
+        code = self.get(_code(phone, purpose))
         if code is None or code["mid"] != message_id:
             return False
-        del self._keys[f"code:{phone}"]
+        del self._keys[_code(phone, purpose)]
         if self.get(f"resend:{phone}") == message_id:
             del self._keys[f"resend:{phone}"]
         for key, _, _ in self._caps(phone, ip):
@@ -151,30 +166,44 @@ class FakeStore:
         return True
 
     def verify(
-        self, *, phone: str, candidate_hash: str, max_attempts: int, daily_failures: int
+        self,
+        *,
+        phone: str,
+        candidate_hash: str,
+        max_attempts: int,
+        daily_failures: int,
+        purpose: str = "login",
     ) -> VerifyResult:
-        """verify.lua: compare, count, consume or burn."""
+        """verify.lua: compare, count, consume or burn the code for this purpose."""
         self._check()
         failures = f"verify_failures:{phone}"
         if (self.get(failures) or 0) >= daily_failures:
             return ("locked", None)
-        code = self.get(f"code:{phone}")
+        key = _code(phone, purpose)
+        code = self.get(key)
         if code is None:
             self._incr(failures, 86400)
             return ("none", None)
         if code["h"] == candidate_hash:
-            del self._keys[f"code:{phone}"]
+            del self._keys[key]
             return ("ok", code["rid"])
         self._incr(failures, 86400)
         code["n"] += 1
         left = max_attempts - code["n"]
         if left <= 0:
-            del self._keys[f"code:{phone}"]
+            del self._keys[key]
             return ("burned", None)
         return ("invalid", left)
 
     def claim(
-        self, *, phone: str, request_id: str, message_id: str, token: str, lease_ms: int
+        self,
+        *,
+        phone: str,
+        request_id: str,
+        message_id: str,
+        token: str,
+        lease_ms: int,
+        purpose: str = "login",
     ) -> ClaimResult:
         """claim.lua: final states win, then staleness, then the lease."""
         self._check()
@@ -182,7 +211,7 @@ class FakeStore:
         state = None if request is None else request.get("state")
         if state in FINAL:
             return state  # type: ignore[no-any-return]
-        code = self.get(f"code:{phone}")
+        code = self.get(_code(phone, purpose))
         if code is None or code["mid"] != message_id:
             if request is not None:
                 request["state"] = "skipped"

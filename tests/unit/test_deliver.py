@@ -109,3 +109,17 @@ def test_a_permanent_failure_is_counted_by_its_status_code(world: World) -> None
     assert world.metrics.counts["permanent_failure", "111142"] == 1
     assert world.deliverer.deliver(message) is Outcome.FAILED  # final: never retried
     assert len(world.provider.sent) == 1
+
+
+def test_a_message_for_another_purpose_is_delivered_and_skipped_once_verified(
+    world: World,
+) -> None:
+    world.sender.issue(PHONE, "127.0.0.1", purpose="reset-password")
+    [first] = world.publisher.messages
+    assert world.deliverer.deliver(first) is Outcome.SENT
+    world.clock.advance(60)
+    world.sender.issue(PHONE, "127.0.0.1", purpose="reset-password")
+    second = world.publisher.messages[-1]
+    world.verifier.verify(PHONE, world.code_of(second), purpose="reset-password")
+    assert world.deliverer.deliver(second) is Outcome.SKIPPED
+    assert len(world.provider.sent) == 1

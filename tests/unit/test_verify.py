@@ -78,3 +78,13 @@ def test_a_store_that_is_down_is_unavailable(world: World) -> None:
     with pytest.raises(Unavailable):
         world.verifier.verify(PHONE, "123456")
     assert world.metrics.counts == {}
+
+
+def test_a_code_verifies_only_for_the_purpose_it_was_sent_for(world: World) -> None:
+    world.sender.issue(PHONE, "127.0.0.1", purpose="signup")
+    [message] = world.publisher.messages
+    assert message.purpose == "signup"
+    code = world.code_of(message)
+    with pytest.raises(NoActiveCode):
+        world.verifier.verify(PHONE, code)  # the default purpose: no code is waiting
+    assert world.verifier.verify(PHONE, code, purpose="signup").token is None  # no signer set
