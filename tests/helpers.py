@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+import redis
 import requests
 
 from smscode.domain.phones import normalize
@@ -54,6 +55,18 @@ def local_timezone(tz: str) -> Iterator[None]:
         else:
             os.environ["TZ"] = old
         time.tzset()
+
+
+@contextmanager
+def emptied(url: str) -> Iterator[redis.Redis]:
+    """A client on a Redis database of a test's own, emptied before and after the block."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
 
 
 def redis_db(redis_url: str, db: int) -> str:

@@ -10,7 +10,7 @@ from smscode.adapters import keys
 from smscode_dev.embedded import EmbeddedRedis, free_port
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone, redis_db, started
+from tests.helpers import Server, Worker, emptied, fresh_phone, redis_db, started
 from tests.integration.test_faults_common import FAST
 
 
@@ -84,11 +84,9 @@ def test_a_task_the_broker_lost_is_queued_again_from_the_outbox(
 ) -> None:
     # given an accepted send whose task then vanishes from the broker
     broker_url = redis_db(redis_url, 13)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
-    server, phone = Server(env), fresh_phone()
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+        server, phone = Server(env), fresh_phone()
         with started(server):
             assert send(server.url, phone).status_code == 202
             assert broker.delete("celery") == 1  # the queue held it; now it is gone
@@ -101,6 +99,3 @@ def test_a_task_the_broker_lost_is_queued_again_from_the_outbox(
         assert again == 1
         assert redis_client.zcard(keys.outbox()) == 0
         print("\n[broker lost the task] outbox queued it again: sms=1")
-    finally:
-        broker.flushdb()
-        broker.close()

@@ -14,7 +14,7 @@ from smscode.domain.messages import DeliveryMessage
 from smscode.domain.sealing import Sealer
 from tests.conftest import CODE_SECRET, stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone, redis_db, started
+from tests.helpers import Server, Worker, emptied, fresh_phone, redis_db, started
 from tests.integration.test_faults_common import FAST, post, settle
 
 
@@ -42,15 +42,13 @@ def test_replaced_burned_and_verified_codes_are_skipped_without_an_sms(
 ) -> None:
     # given three phones whose messages wait in the queue (no worker yet)
     broker_url = redis_db(redis_url, 11)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(
-        redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, RESEND_INTERVAL_SECONDS="0",
-        **FAST,
-    )  # fmt: skip
-    replaced, burned, verified = fresh_phone(), fresh_phone(), fresh_phone()
-    server = Server(env)
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(
+            redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, RESEND_INTERVAL_SECONDS="0",
+            **FAST,
+        )  # fmt: skip
+        replaced, burned, verified = fresh_phone(), fresh_phone(), fresh_phone()
+        server = Server(env)
         with started(server):
             api = server.url
             first, second = post(api, replaced), post(api, replaced)  # the second replaces
@@ -77,9 +75,6 @@ def test_replaced_burned_and_verified_codes_are_skipped_without_an_sms(
         print(f"\n[stale] states={states} sms={[sms.to for sms in fake_ronglian.accepted]}")
         assert states == ["skipped", "sent", "skipped", "skipped"]
         assert [sms.to for sms in fake_ronglian.accepted] == [replaced]
-    finally:
-        broker.flushdb()
-        broker.close()
 
 
 @pytest.mark.slow
@@ -88,16 +83,14 @@ def test_a_message_still_queued_when_its_code_expires_is_never_sent(
 ) -> None:
     # given a 30 s code whose message waits in the queue (no worker) until the code expired
     broker_url = redis_db(redis_url, 12)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(
-        redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, CODE_TTL_SECONDS="30", **FAST
-    )
-    # The session's shared worker sweeps the same outbox: with FAST's 5 s it would queue this
-    # message again on its own broker and send it before it expired.
-    env["DELIVERY_RECHECK_SECONDS"] = "3600"
-    server = Server(env)
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(
+            redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, CODE_TTL_SECONDS="30", **FAST
+        )
+        # The session's shared worker sweeps the same outbox: with FAST's 5 s it would queue this
+        # message again on its own broker and send it before it expired.
+        env["DELIVERY_RECHECK_SECONDS"] = "3600"
+        server = Server(env)
         with started(server):
             sent = post(server.url, fresh_phone())
             assert sent.status == 202
@@ -111,6 +104,3 @@ def test_a_message_still_queued_when_its_code_expires_is_never_sent(
         print(f"\n[expired in the queue] state={final} sms={len(fake_ronglian.accepted)}")
         assert final == "expired"
         assert fake_ronglian.requests == []
-    finally:
-        broker.flushdb()
-        broker.close()

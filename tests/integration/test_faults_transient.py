@@ -7,7 +7,7 @@ import redis
 
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault, FaultSpec
-from tests.helpers import Server, Worker, redis_db, started
+from tests.helpers import Server, Worker, emptied, redis_db, started
 from tests.integration.test_faults_common import FAST, count, post_many, report, settle
 
 # Passing failures as the server answers them: 172001 "network error" (the SDK makes the same
@@ -31,13 +31,11 @@ def test_500_sends_with_30_percent_transient_failures_and_late_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broker_url = redis_db(redis_url, 7)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
-    monkeypatch.setattr(fake_ronglian, "slow_seconds", 1.0)  # twice the 0.5 s read timeout
-    fake_ronglian.chaos(0.3, TRANSIENT)
-    server = Server(env)
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+        monkeypatch.setattr(fake_ronglian, "slow_seconds", 1.0)  # twice the 0.5 s read timeout
+        fake_ronglian.chaos(0.3, TRANSIENT)
+        server = Server(env)
         with started(server, Worker(env)):
             sends = post_many(server.url, 500)
             settle(redis_client, broker, sends, timeout=45)
@@ -46,6 +44,3 @@ def test_500_sends_with_30_percent_transient_failures_and_late_answers(
         assert counts.accepted == 500
         assert counts.lost == 0
         assert counts.duplicates == 0
-    finally:
-        broker.flushdb()
-        broker.close()

@@ -21,7 +21,7 @@ from kombu.connection import Connection
 
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import Server, Worker, redis_db, started
+from tests.helpers import Server, Worker, emptied, redis_db, started
 from tests.integration.test_faults_common import (
     FAST,
     Counts,
@@ -110,17 +110,12 @@ def test_500_sends_through_redis_survive_a_worker_killed_at_random_moments(
 ) -> None:
     # given a short visibility timeout, so kombu hands a killed worker's tasks out again soon
     broker_url = redis_db(redis_url, 6)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(
-        redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url,
-        CELERY_VISIBILITY_TIMEOUT_SECONDS="10", **FAST,
-    )  # fmt: skip
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(
+            redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url,
+            CELERY_VISIBILITY_TIMEOUT_SECONDS="10", **FAST,
+        )  # fmt: skip
         counts, kills = kill_run(redis_client, broker, fake_ronglian, env)
-    finally:
-        broker.flushdb()
-        broker.close()
     report(f"Redis broker, worker SIGKILLed {kills} times", counts, fake_ronglian)
     assert counts.accepted == 500
     assert counts.lost == 0
@@ -134,18 +129,13 @@ def test_300_sends_with_30_percent_172001_or_http_500_while_the_worker_is_killed
     # given Ronglian answering 30 % of calls with statusCode 172001 or HTTP 500 (the issue's
     # case: 172001 was taken as permanent and 14-17 % of sends were lost)
     broker_url = redis_db(redis_url, 5)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
-    fake_ronglian.chaos(0.3, [(Fault.STATUS, "172001"), Fault.HTTP_500])
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+        fake_ronglian.chaos(0.3, [(Fault.STATUS, "172001"), Fault.HTTP_500])
         # when 300 distinct phones ask while the worker is SIGKILLed every 1-3 s
         counts, kills = kill_run(
             redis_client, broker, fake_ronglian, env, sends_count=300, pause=(1.0, 3.0)
         )
-    finally:
-        broker.flushdb()
-        broker.close()
     report(f"172001/HTTP 500 at 30 %, worker SIGKILLed {kills} times", counts, fake_ronglian)
     # then every accepted send got exactly one SMS
     assert counts.accepted == 300

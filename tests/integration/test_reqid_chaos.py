@@ -17,7 +17,7 @@ from smscode.domain.outcomes import Result, Sms
 from smscode.service_layer.ports import Provider
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import Server, Worker, fresh_phone, redis_db, started
+from tests.helpers import Server, Worker, emptied, fresh_phone, redis_db, started
 from tests.integration.test_faults_common import (
     FAST,
     Counts,
@@ -85,19 +85,14 @@ def run_chaos(
 ) -> Counts:
     """300 sends through the real server and the given worker, 30 % ambiguous failures."""
     broker_url = redis_db(redis_url, db)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(redis_url, fake, CELERY_BROKER_URL=broker_url, **FAST)
-    server = Server(env)
-    fake.chaos(0.3, AMBIGUOUS)
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(redis_url, fake, CELERY_BROKER_URL=broker_url, **FAST)
+        server = Server(env)
+        fake.chaos(0.3, AMBIGUOUS)
         with started(server, make_worker(env)):
             sends = post_many(server.url, 300)
             settle(redis_client, broker, sends)
             return count(fake, sends)
-    finally:
-        broker.flushdb()
-        broker.close()
 
 
 def queued_payload(broker: redis.Redis) -> str:
@@ -115,13 +110,11 @@ def test_a_slow_answer_then_redeliveries_give_one_sms(
 ) -> None:
     # given one accepted send, queued twice (a redelivery racing the first delivery)
     broker_url = redis_db(redis_url, 4)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
-    monkeypatch.setattr(fake_ronglian, "slow_seconds", 1.0)  # past the 0.5 s read timeout
-    fake_ronglian.script(Fault.SLOW_SENT)
-    server, worker = Server(env), Worker(env)
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
+        monkeypatch.setattr(fake_ronglian, "slow_seconds", 1.0)  # past the 0.5 s read timeout
+        fake_ronglian.script(Fault.SLOW_SENT)
+        server, worker = Server(env), Worker(env)
         with started(server):
             sent = post(server.url, fresh_phone())
             assert sent.status == 202
@@ -143,9 +136,6 @@ def test_a_slow_answer_then_redeliveries_give_one_sms(
                 assert "160054" in statuses  # the retry, same reqId, recognised as sent
                 assert len(fake_ronglian.requests) == calls  # the late copy never called out
                 assert redis_client.hget(f"{{smscode}}:req:{sent.request_id}", "state") == "sent"
-    finally:
-        broker.flushdb()
-        broker.close()
 
 
 @pytest.mark.slow
@@ -155,16 +145,14 @@ def test_the_lease_alone_keeps_racing_copies_to_one_provider_call(
     # given two workers WITHOUT reqId (no provider dedup), a slow-but-answering provider and
     # one accepted send queued four times
     broker_url = redis_db(redis_url, 5)
-    broker = redis.Redis.from_url(broker_url, decode_responses=True)
-    broker.flushdb()
-    env = stack_env(
-        redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST,
-    )  # fmt: skip
-    env["RONGLIAN_READ_TIMEOUT_SECONDS"] = "3"  # the 1 s answer comes in time
-    fake_ronglian.latency = 1.0
-    server = Server(env)
-    workers = [VariantWorker(env, MODULE), VariantWorker(env, MODULE)]
-    try:
+    with emptied(broker_url) as broker:
+        env = stack_env(
+            redis_url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST,
+        )  # fmt: skip
+        env["RONGLIAN_READ_TIMEOUT_SECONDS"] = "3"  # the 1 s answer comes in time
+        fake_ronglian.latency = 1.0
+        server = Server(env)
+        workers = [VariantWorker(env, MODULE), VariantWorker(env, MODULE)]
         with started(server):
             sent = post(server.url, fresh_phone())
             assert sent.status == 202
@@ -179,9 +167,6 @@ def test_the_lease_alone_keeps_racing_copies_to_one_provider_call(
         report("lease race, no reqId", counts)
         assert counts.sms == 1
         assert len(fake_ronglian.requests) == 1
-    finally:
-        broker.flushdb()
-        broker.close()
 
 
 if __name__ == "__main__":

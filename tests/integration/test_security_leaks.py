@@ -14,7 +14,7 @@ import requests
 
 from tests.conftest import CODE_SECRET, stack_env
 from tests.fakes.ronglian import DEFAULT_ACC_TOKEN, FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone, redis_db
+from tests.helpers import Server, Worker, emptied, fresh_phone, redis_db
 
 PHONES = 3
 # A broker database of its own: the session's shared worker must not take these messages.
@@ -54,11 +54,8 @@ def _bodies(kombu_messages: list[str]) -> list[str]:
 @pytest.fixture
 def broker(redis_url: str) -> Iterator[tuple[str, redis.Redis]]:
     url = redis_db(redis_url, BROKER_DB)
-    client = redis.Redis.from_url(url, decode_responses=True)
-    client.flushdb()
-    yield url, client
-    client.flushdb()
-    client.close()
+    with emptied(url) as client:
+        yield url, client
 
 
 @pytest.mark.slow
