@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -113,7 +113,7 @@ class _AliyunHandler(_Handler):
 
     @property
     def fake(self) -> FakeAliyun:  # type: ignore[override]
-        return cast(_AliyunServer, self.server).fake
+        return cast(_AliyunServer, self.server).aliyun
 
     def _serve(self) -> None:
         body = self._read_body()
@@ -148,7 +148,7 @@ class _AliyunHandler(_Handler):
             answer = {"Code": "OK", "Message": "OK", "BizId": sms.biz_id}
             self._reply(200, answer | {"RequestId": _request_id()})
 
-    def _reply(self, status: int, payload: dict[str, object]) -> None:
+    def _reply(self, status: int, payload: Mapping[str, object]) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode()
         self._answer(status, body, "application/json;charset=utf-8")
 
@@ -156,6 +156,7 @@ class _AliyunHandler(_Handler):
 class _AliyunServer(_Server):
     def __init__(self, address: tuple[str, int], fake: FakeAliyun) -> None:
         self.fake = fake  # type: ignore[assignment]
+        self.aliyun = fake  # the same, typed as what it is
         super(_Server, self).__init__(address, _AliyunHandler)
 
 

@@ -232,6 +232,7 @@ class FakeStore:
         ttl: int = 300,
         masked: str = "",
         recheck_ms: int = 60_000,
+        provider: str = "",
     ) -> str | None:
         """finish.lua: a final state is recorded unless 'sent' is; our lease is released."""
         self._check()
@@ -242,6 +243,8 @@ class FakeStore:
                 self._set(f"request:{request_id}", {"phone": masked}, ttl)
                 request = self.get(f"request:{request_id}")
             request |= {"state": state, "sid": sid}
+            if provider:
+                request["provider"] = provider
             current = state
         if token and self.get(f"lease:{message_id}") == token:
             del self._keys[f"lease:{message_id}"]
@@ -291,7 +294,7 @@ class FakeProvider:
         self.sent.append(sms)
         if self.script:
             return self.script.pop(0)
-        return Sent(sid=f"fake-{len(self.sent)}", status_code="000000")
+        return Sent(sid=f"fake-{len(self.sent)}", status_code="000000", provider="fake")
 
 
 class FakeMetrics:

@@ -23,16 +23,8 @@ from tests.fakes.aliyun import (
 )
 from tests.fakes.aliyun import Fault as AliyunFault
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import Server, Worker
-from tests.integration.test_faults_common import (
-    FAST,
-    Sent,
-    broker_db,
-    post_many,
-    report,
-    settle,
-    started,
-)
+from tests.helpers import Server, Worker, redis_db, started
+from tests.integration.test_faults_common import FAST, Sent, post_many, report, settle
 from tests.integration.test_faults_worker_kill import kill_run
 
 COOLDOWN = 2
@@ -54,7 +46,7 @@ def failover_env(
         ALIYUN_SIGN_NAME=DEFAULT_SIGN_NAME, ALIYUN_TEMPLATE_CODE=DEFAULT_TEMPLATE_CODE,
         ALIYUN_ENDPOINT=aliyun.endpoint, ALIYUN_CONNECT_TIMEOUT_SECONDS="0.5",
         ALIYUN_READ_TIMEOUT_SECONDS="0.5", ALIYUN_LOOKUP_DELAY_SECONDS="1",
-        CIRCUIT_COOLDOWN_SECONDS=str(COOLDOWN), CELERY_BROKER_URL=broker_db(redis_url, 7),
+        CIRCUIT_COOLDOWN_SECONDS=str(COOLDOWN), CELERY_BROKER_URL=redis_db(redis_url, 7),
         CELERY_QUEUE=f"failover-{uuid.uuid4().hex[:12]}", **FAST,
     )  # fmt: skip
     return env | overrides
@@ -197,7 +189,7 @@ def test_failover_with_faults_at_both_providers_and_worker_kills_sends_each_code
             (AliyunFault.CODE, "ServiceUnavailable"),
         ],
     )  # fmt: skip
-    env = failover_env(redis_url, fake_ronglian, aliyun, CELERY_BROKER_URL=broker_db(redis_url, 8))
+    env = failover_env(redis_url, fake_ronglian, aliyun, CELERY_BROKER_URL=redis_db(redis_url, 8))
     env.pop("CELERY_QUEUE")  # kill_run's settle watches the default queue of its broker
     broker = redis.Redis.from_url(env["CELERY_BROKER_URL"], decode_responses=True)
     broker.flushdb()

@@ -167,12 +167,12 @@ def test_every_twilio_outcome_conforms(
     statuses: Counter[int] = Counter()
 
     def call(
-        operation: schemathesis.APIOperation, body: dict[str, str] | None = None, **path: str
-    ) -> requests.Response:
-        case = operation.Case(
-            path_parameters={"ServiceSid": SERVICE, **path},
-            **({"body": body, "media_type": form} if body is not None else {}),
-        )
+        operation: schemathesis.APIOperation[Any, Any, Any, Any],
+        body: dict[str, str] | None = None,
+        **path: str,
+    ) -> Response:
+        form_body: dict[str, Any] = {"body": body, "media_type": form} if body is not None else {}
+        case = operation.Case(path_parameters={"ServiceSid": SERVICE, **path}, **form_body)
         response = case.call_and_validate(
             base_url=server.url, session=session, checks=CHECKS, timeout=10
         )

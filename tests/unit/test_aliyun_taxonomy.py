@@ -1,21 +1,16 @@
-"""Aliyun's answers map to sent, not sent, maybe sent or failed; `find` reads its records."""
+"""Aliyun's answers map to sent, not sent, maybe sent or failed.
+
+The provider over the wire, against the fake Aliyun: tests/integration/test_aliyun_provider.py.
+"""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smscode.adapters.providers.aliyun import AliyunProvider, Credentials, classify_answer
-from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
-from smscode_dev.embedded import free_port
-from tests.fakes.aliyun import DEFAULT_KEY_ID, DEFAULT_SECRET, FakeAliyun, Fault, FaultSpec
-from tests.helpers import fresh_phone
-
-READ_TIMEOUT = 0.5
+from smscode.adapters.providers.aliyun import classify_answer
+from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent
 
 
 def body(code: str, **extra: str) -> bytes:
@@ -58,90 +53,3 @@ def test_a_signature_mismatch_never_carries_the_signed_phone_or_code_into_the_re
     result = classify_answer(400, payload)
     assert isinstance(result, Failed)
     assert result.reason == "Specified signature is not matched with our calculation."
-
-
-@pytest.fixture(scope="module")
-def fake_session() -> Iterator[FakeAliyun]:
-    with FakeAliyun() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_session: FakeAliyun) -> FakeAliyun:
-    fake_session.reset()
-    fake_session.records_delay = 0.0
-    return fake_session
-
-
-def provider(endpoint: str, template_code: str = "SMS_154950909") -> AliyunProvider:
-    return AliyunProvider(
-        Credentials(DEFAULT_KEY_ID, DEFAULT_SECRET),
-        sign_name="阿里云短信测试", template_code=template_code, endpoint=endpoint,
-        connect_timeout=0.5, read_timeout=READ_TIMEOUT,
-    )  # fmt: skip
-
-
-def sms() -> Sms:
-    return Sms(to=f"+86{fresh_phone()}", code="123456", minutes=5, key=uuid.uuid4().hex)
-
-
-def test_a_send_reaches_the_fake_signed_with_code_and_out_id(fake: FakeAliyun) -> None:
-    message = sms()
-    result = provider(fake.endpoint).send(message)
-    assert isinstance(result, Sent)
-    assert result.provider == "aliyun"
-    assert result.sid
-    [sent] = fake.sms_to(message.to)
-    assert (sent.code, sent.out_id) == ("123456", message.key)
-
-
-@pytest.mark.parametrize(
-    ("fault", "kind", "sends"),
-    [
-        ((Fault.CODE, "isv.BUSINESS_LIMIT_CONTROL"), NotSent, 0),
-        ((Fault.CODE, "Throttling.User"), NotSent, 0),
-        ((Fault.CODE, "ServiceUnavailable"), NotSent, 0),
-        ((Fault.CODE, "isp.SYSTEM_ERROR"), MaybeSent, 0),
-        (Fault.ERROR_SENT, MaybeSent, 1),
-        (Fault.DROP_SENT, MaybeSent, 1),
-        (Fault.DROP_UNSENT, MaybeSent, 0),  # the client cannot tell the two drops apart
-        (Fault.SLOW_SENT, MaybeSent, 1),
-    ],
-)
-def test_each_fault_of_the_fake_maps_to_its_kind(
-    fake: FakeAliyun, fault: FaultSpec, kind: type[Result], sends: int
-) -> None:
-    fake.slow_seconds = READ_TIMEOUT * 4
-    fake.script(fault)
-    assert type(provider(fake.endpoint).send(sms())) is kind
-    assert len(fake.sent) == sends
-
-
-def test_a_wrong_template_is_a_permanent_failure(fake: FakeAliyun) -> None:
-    result = provider(fake.endpoint, template_code="SMS_0").send(sms())
-    assert isinstance(result, Failed)
-    assert result.status_code == "isv.SMS_TEMPLATE_ILLEGAL"
-
-
-def test_a_refused_connection_is_not_sent() -> None:
-    result = provider(f"http://127.0.0.1:{free_port()}").send(sms())
-    assert isinstance(result, NotSent)
-
-
-def test_find_sees_an_sms_by_out_id_and_only_ours(fake: FakeAliyun) -> None:
-    ours, other = sms(), sms()
-    since = datetime.now(UTC) - timedelta(seconds=5)
-    aliyun = provider(fake.endpoint)
-    assert aliyun.find(ours, since) is None
-    fake.script(Fault.DROP_SENT)
-    assert isinstance(aliyun.send(ours), MaybeSent)
-    found = aliyun.find(ours, since)
-    assert isinstance(found, Sent)
-    assert found.repeat
-    same_phone = Sms(to=ours.to, code="1", minutes=5, key=other.key)
-    assert aliyun.find(same_phone, since) is None
-
-
-def test_find_cannot_tell_when_the_records_cannot_be_read() -> None:
-    result = provider(f"http://127.0.0.1:{free_port()}").find(sms(), datetime.now(UTC))
-    assert isinstance(result, MaybeSent)

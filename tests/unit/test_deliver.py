@@ -16,6 +16,7 @@ def test_a_fresh_message_is_sent_once_and_recorded(world: World) -> None:
         E164, world.code_of(message), TTL // 60, message.message_id,
     )  # fmt: skip
     assert world.sender.status(message.request_id)["state"] == "sent"
+    assert world.sender.status(message.request_id)["provider"] == "fake"
     assert world.store.lease(message.message_id) is None  # released
     assert world.metrics.counts == {("send_accepted", ""): 1, ("delivered", "sent"): 1}
 

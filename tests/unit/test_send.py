@@ -36,6 +36,7 @@ def test_an_accepted_send_publishes_one_sealed_message(world: World) -> None:
     assert world.metrics.counts == {("send_accepted", ""): 1}
     assert world.sender.status(issued.request_id) == {
         "request_id": issued.request_id, "state": "queued", "phone": "+86138****8000",
+        "provider": None,
     }  # fmt: skip
 
 
