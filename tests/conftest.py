@@ -26,6 +26,8 @@ from tests.helpers import Server, Worker, redis_db, started
 ROOT = Path(__file__).resolve().parents[1]
 
 CODE_SECRET = "test-secret-0123456789abcdefghij"
+# The operator's key for /admin and /metrics (API_KEYS), as (id, secret).
+ADMIN_KEY = ("ops", "ops-secret-0123456789abcdefghij")
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +105,7 @@ def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str,
         "SERVE_THREADS": "8",
         "WORKER_CONCURRENCY": "16",
         "LOG_LEVEL": "INFO",
+        "API_KEYS": ":".join(ADMIN_KEY),
     }
     env.update(overrides)
     return env

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -242,3 +242,24 @@ class DevCommand:
                 return not alive
             time.sleep(0.1)
         return False
+
+
+def block_phones(count: int, block: str | None = None) -> list[str]:
+    """`count` distinct valid phones sharing one fresh seven-digit number block (or `block`)."""
+    block = block or fresh_phone()[:7]
+    phones: set[str] = set()
+    while len(phones) < count:
+        phones.add(block + "".join(random.choices("0123456789", k=4)))
+    return sorted(phones)
+
+
+def send_and_verify(api: str, phone: str, code_of: Callable[[str], str | None]) -> None:
+    """A real user: asks for a code, reads it from the SMS (`code_of`), and verifies it."""
+    answer = requests.post(f"{api}/codes", json={"phone": phone}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    deadline = time.monotonic() + 10
+    while (code := code_of(phone)) is None:
+        assert time.monotonic() < deadline, f"no SMS reached {phone}"
+        time.sleep(0.02)
+    answer = requests.post(f"{api}/codes/verify", json={"phone": phone, "code": code}, timeout=10)
+    assert answer.status_code == 200, answer.text

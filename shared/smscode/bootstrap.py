@@ -9,15 +9,18 @@ from typing import Any
 from smscode.adapters import logs
 from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
 from smscode.adapters.redis_circuits import RedisCircuits
+from smscode.adapters.redis_pumping import RedisPumping
 from smscode.adapters.redis_store import RedisStore, connect
 from smscode.adapters.verification_store import RedisVerificationStore
 from smscode.domain import signing_keys
 from smscode.domain.policy import Limits, Policy
+from smscode.domain.pumping import PumpingRule
 from smscode.domain.sealing import Sealer
 from smscode.service_layer.deliver import Deliverer
 from smscode.service_layer.failover import Failover, Route
 from smscode.service_layer.intake import receive
 from smscode.service_layer.ports import Provider, Publisher, TokenSigner
+from smscode.service_layer.pumping import Operator
 from smscode.service_layer.send import Sender
 from smscode.service_layer.verifications import Verifications
 from smscode.service_layer.verify import Verifier
@@ -150,6 +153,13 @@ def policy(settings: Settings) -> Policy:
         verify_failures_daily=settings.verify_failures_daily_limit,
         allowed_prefixes=settings.send_allowed_prefixes,
         test_phones=settings.test_phones,
+        pumping=PumpingRule(
+            min_sends=settings.pumping_min_sends,
+            min_conversion=settings.pumping_min_conversion,
+            window_seconds=settings.pumping_window_seconds,
+            block_seconds=settings.pumping_block_seconds,
+            allow=settings.pumping_allow,
+        ),
     )
 
 
@@ -299,6 +309,13 @@ def verifications() -> Verifications:
     )
 
 
+@cache
+def operator() -> Operator:
+    """The process's admin use cases (pumping blocks, the dashboard's numbers)."""
+    rule = policy(get_settings()).pumping
+    return Operator(rule, RedisPumping(store().client), PrometheusMetrics())
+
+
 def reset() -> None:
     """Forget the settings and everything built from them (for tests that change the env)."""
     get_settings.cache_clear()
@@ -312,5 +329,6 @@ def reset() -> None:
         verifier,
         jwks,
         verifications,
+        operator,
     ):
         built.cache_clear()

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
     # The Twilio Verify services (VA… sids, by commas) the Twilio-compatible routes answer for.
     verify_service_sids: Annotated[frozenset[str], NoDecode] = frozenset()
+    # SMS pumping (README "Stopping SMS pumping"): conversion per number block. A
+    # PUMPING_MIN_CONVERSION of 0 turns the rule off; PUMPING_ALLOW exempts blocks and phones.
+    pumping_min_sends: int = Field(default=20, ge=1)
+    pumping_min_conversion: float = Field(default=0.2, ge=0, le=1)
+    pumping_window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    pumping_block_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    pumping_allow: Annotated[frozenset[str], NoDecode] = frozenset()
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -204,6 +211,24 @@ class Settings(BaseSettings):
         if not all(re.fullmatch(r"VA[0-9a-fA-F]{32}", sid) for sid in sids):
             raise ValueError("expected Twilio service sids (VA + 32 hex) separated by commas")
         return sids
+
+    @field_validator("pumping_allow", mode="before")
+    @classmethod
+    def _parse_pumping_allow(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        allowed = set()
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            if re.fullmatch(r"1[0-9]{6}|\+[1-9][0-9]{0,2}", item):  # a block: 1380013, +44
+                allowed.add(item)
+                continue
+            try:
+                allowed.add(phones.normalize(item))
+            except InvalidPhone:
+                raise ValueError(
+                    f"{item!r} is neither a block (1380013, +44) nor a mainland mobile"
+                ) from None
+        return frozenset(allowed)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

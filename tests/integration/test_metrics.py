@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from smscode.adapters import metrics
 from smscode_dev.embedded import free_port
-from tests.conftest import stack_env
+from tests.conftest import ADMIN_KEY, stack_env
 from tests.fakes.ronglian import FakeRonglian
 from tests.helpers import Server, Worker, fresh_phone, redis_db, started
 
@@ -32,9 +32,11 @@ def own_stack(
         yield server, worker, f"http://127.0.0.1:{port}/metrics"
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(
+    url: str, auth: tuple[str, str] | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of a Prometheus text page, by name and labels."""
-    answer = requests.get(url, timeout=5)
+    answer = requests.get(url, timeout=5, auth=auth)
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/plain")
     return {
@@ -58,7 +60,7 @@ def test_http_function_and_worker_export_what_one_flow_did(
     for code in (wrong, sms.datas[0]):
         requests.post(f"{server.url}/codes/verify", json={"phone": phone, "code": code}, timeout=5)
     # then: /metrics sums every gunicorn worker
-    served = scrape(f"{server.url}/metrics")
+    served = scrape(f"{server.url}/metrics", auth=ADMIN_KEY)
     assert served[("smscode_sends_accepted_total", ())] == 1
     assert served[("smscode_send_rejections_total", (("reason", "resend_interval"),))] == 1
     assert served[("smscode_verifications_total", (("outcome", "invalid"),))] == 1

@@ -103,3 +103,44 @@ def verification(service_sid: str, phone: str) -> str:
 def verification_sid(sid: str) -> str:
     """Which service and number a verification sid belongs to ("<service sid> <phone>")."""
     return f"{TAG}:verification:sid:{sid}"
+
+
+# ---- pumping (issue 19): conversion per number block, and the dashboard's hourly stats ----
+
+
+def pumping_window(block: str) -> str:
+    """Sends (s<bucket>) and verified (v<bucket>) of a number block, in time buckets."""
+    return f"{TAG}:pump:{block}"
+
+
+def pumping_blocked() -> str:
+    """Blocked number blocks (zset), scored by when the block ends (ms)."""
+    return f"{TAG}:pump:blocked"
+
+
+def pumping_details() -> str:
+    """Why each blocked block is blocked: `auto:<sends>:<verified>` or `manual:<key id>`."""
+    return f"{TAG}:pump:why"
+
+
+def stats_hour(hour: int) -> str:
+    """One hour's counts (sends, verified, refused, delivery_<state>), kept 25 h.
+
+    `hour` counts hours since the epoch (UTC).
+    """
+    return f"{TAG}:stats:{hour}"
+
+
+def stats_hour_sends(hour: int) -> str:
+    """One hour's accepted sends per number block (zset), kept 25 h."""
+    return f"{TAG}:stats:{hour}:sends"
+
+
+def stats_hour_verified(hour: int) -> str:
+    """One hour's verified codes per number block (zset), kept 25 h."""
+    return f"{TAG}:stats:{hour}:verified"
+
+
+def stats_hour_refused(hour: int) -> str:
+    """One hour's sends refused as fraud_suspected per number block (zset), kept 25 h."""
+    return f"{TAG}:stats:{hour}:refused"

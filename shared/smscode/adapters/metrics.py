@@ -31,6 +31,11 @@ PERMANENT_FAILURES = Counter(
     "Sends a provider refused for good (account, template, number), by its status code.",
     ["code"],
 )
+PUMPING_BLOCKS = Counter(
+    "smscode_pumping_blocks",
+    "Number blocks blocked for SMS pumping: auto (low conversion) or manual.",
+    ["how"],
+)
 PROVIDER_LATENCY = Histogram(
     "smscode_provider_latency_seconds",
     "Time of one call to the SMS provider, answered or not.",
@@ -55,6 +60,7 @@ _COUNTERS = {
     "provider_permanent_failures": PERMANENT_FAILURES,
     "circuit_changes": CIRCUIT_CHANGES,
     "resends_after_lookup": RESENDS_AFTER_LOOKUP,
+    "pumping_blocks": PUMPING_BLOCKS,
 }
 # Raw latencies since the last EMF flush: CloudWatch computes percentiles from values, not
 # buckets. Bounded so a process that never flushes (self-hosted) cannot grow without end.
@@ -92,6 +98,10 @@ class PrometheusMetrics:
     def resent_after_lookup(self, provider: str) -> None:
         """Count one resend after an ambiguous answer and an empty lookup."""
         RESENDS_AFTER_LOOKUP.labels(provider=provider).inc()
+
+    def pumping_blocked(self, how: str) -> None:
+        """Count one number block blocked for pumping (`auto` or `manual`)."""
+        PUMPING_BLOCKS.labels(how=how).inc()
 
 
 class TimedProvider:

@@ -17,6 +17,7 @@ from redis.retry import Retry
 from smscode.adapters import keys
 from smscode.domain.errors import Unavailable
 from smscode.domain.policy import Limits, Rejection
+from smscode.domain.pumping import BlockWatch
 from smscode.service_layer.ports import ClaimResult, FinalState, VerifyResult
 
 Client = redis.Redis | RedisCluster
@@ -61,6 +62,27 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+HOUR_MS = 3_600_000
+
+
+def _pumping_keys(watch: BlockWatch, now_ms: int) -> list[str]:
+    """The last KEYS of issue.lua and unissue.lua: the block's window and this hour's stats."""
+    hour = now_ms // HOUR_MS
+    return [
+        keys.pumping_window(watch.block), keys.pumping_blocked(), keys.pumping_details(),
+        keys.stats_hour(hour), keys.stats_hour_sends(hour), keys.stats_hour_refused(hour),
+    ]  # fmt: skip
+
+
+def _pumping_args(watch: BlockWatch, now_ms: int) -> list[str | int | float]:
+    """The last ARGV of issue.lua and unissue.lua."""
+    rule = watch.rule
+    return [
+        watch.block, 0 if watch.exempt else 1, rule.min_sends, rule.min_conversion,
+        rule.bucket_seconds, rule.buckets, rule.block_seconds, now_ms,
+    ]  # fmt: skip
+
+
 class RedisStore:
     """The `CodeStore` port on Redis, one Lua script per decision; errors become Unavailable."""
 
@@ -98,19 +120,23 @@ class RedisStore:
         message_id: str,
         request_id: str,
         limits: Limits,
+        pumping: BlockWatch,
         purpose: str = "login",
     ) -> Rejection | None:
         """Store a new code for the phone if every cap allows it; else say which cap refused."""
-        args: list[str | int] = [
+        now = self._clock()
+        args: list[str | int | float] = [
             code_hash, message_id, request_id, limits.code_ttl, limits.resend_interval,
             limits.phone_daily, limits.ip_hourly, limits.prefix_hourly, limits.global_minute,
-            masked, self._clock(),
+            masked, now,
         ]  # fmt: skip
+        keys_ = self._send_keys(phone, ip, request_id, purpose) + _pumping_keys(pumping, now)
         with _redis_errors():
-            result = self._issue(keys=self._send_keys(phone, ip, request_id, purpose), args=args)
+            result = self._issue(keys=keys_, args=args + _pumping_args(pumping, now))
         if result[0] == 1:
             return None
-        return Rejection(reason=str(result[1]), retry_after=int(result[2]))
+        new_block = (int(result[4]), int(result[5])) if len(result) > 3 and result[3] else None
+        return Rejection(reason=str(result[1]), retry_after=int(result[2]), new_block=new_block)
 
     def issue_test_phone(
         self,
@@ -131,12 +157,20 @@ class RedisStore:
             )
 
     def unissue(
-        self, *, phone: str, ip: str, message_id: str, request_id: str, purpose: str = "login"
+        self,
+        *,
+        phone: str,
+        ip: str,
+        message_id: str,
+        request_id: str,
+        pumping: BlockWatch,
+        purpose: str = "login",
     ) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
+        now = self._clock()
+        keys_ = self._send_keys(phone, ip, request_id, purpose) + _pumping_keys(pumping, now)
         with _redis_errors():
-            keys_ = self._send_keys(phone, ip, request_id, purpose)
-            return bool(self._unissue(keys=keys_, args=[message_id]))
+            return bool(self._unissue(keys=keys_, args=[message_id, *_pumping_args(pumping, now)]))
 
     def verify(
         self,
@@ -145,14 +179,24 @@ class RedisStore:
         candidate_hash: str,
         max_attempts: int,
         daily_failures: int,
+        pumping: BlockWatch,
         purpose: str = "login",
     ) -> VerifyResult:
         """Compare, count and consume or burn the phone's code for the purpose in one step."""
+        now, rule = self._clock(), pumping.rule
+        hour = now // HOUR_MS
         with _redis_errors():
             result = self._verify(
-                keys=[keys.code(phone, purpose), keys.verify_failures(phone)],
-                args=[candidate_hash, max_attempts, daily_failures],
-            )
+                keys=[
+                    keys.code(phone, purpose), keys.verify_failures(phone),
+                    keys.pumping_window(pumping.block), keys.stats_hour(hour),
+                    keys.stats_hour_verified(hour),
+                ],
+                args=[
+                    candidate_hash, max_attempts, daily_failures, pumping.block,
+                    0 if pumping.exempt else 1, rule.bucket_seconds, rule.buckets, now,
+                ],
+            )  # fmt: skip
         return (result[0], result[1] if len(result) > 1 else None)
 
     def claim(
@@ -199,7 +243,7 @@ class RedisStore:
             result = self._finish(
                 keys=[
                     keys.request(request_id), keys.lease(message_id),
-                    keys.outbox(), keys.outbox_messages(),
+                    keys.outbox(), keys.outbox_messages(), keys.stats_hour(now // HOUR_MS),
                 ],
                 args=[
                     state or "", sid, token, now, ttl, masked, message_id, now + recheck_ms,

@@ -71,6 +71,12 @@ class RateLimited(SmsCodeError):
         self.reason = reason  # the cap's name, for APIs that answer each cap differently
 
 
+class FraudSuspected(RateLimited):
+    """The phone's number block looks pumped (many codes, few verified): sends refused a while."""
+
+    code = "fraud_suspected"
+
+
 class InvalidCode(SmsCodeError):
     """A wrong code; `attempts_left` before it is burned."""
 

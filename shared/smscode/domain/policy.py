@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from smscode.domain.pumping import PumpingRule
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -29,6 +31,7 @@ class Policy:
     allowed_prefixes: tuple[str, ...] = ("+861",)
     # Fixed codes for app-store reviewers and QA: E.164 phone -> code, no SMS, no caps.
     test_phones: Mapping[str, str] = field(default_factory=dict)
+    pumping: PumpingRule = field(default_factory=PumpingRule)
 
     @property
     def code_ttl(self) -> int:
@@ -52,3 +55,5 @@ class Rejection:
 
     reason: str
     retry_after: int
+    # (sends, verified) in the window when THIS refusal blocked the number block (pumping).
+    new_block: tuple[int, int] | None = None

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
+
+from pydantic import SecretStr
 
 from smscode import bootstrap
 from smscode.adapters import metrics
@@ -21,7 +23,10 @@ from smscode.domain.errors import (
     NotFound,
     PayloadTooLarge,
     SmsCodeError,
+    Unauthorized,
 )
+from smscode.entrypoints.auth import authenticate
+from smscode.service_layer.pumping import Operator
 from smscode.service_layer.send import Sender
 from smscode.service_layer.verify import Verifier
 from smscode.settings import get_settings
@@ -72,6 +77,8 @@ def error_response(error: SmsCodeError) -> HttpResponse:
     response = json_response(error.status, error.body())
     if "retry_after" in error.fields:
         response.headers["Retry-After"] = str(error.fields["retry_after"])
+    if isinstance(error, Unauthorized):  # a browser then asks for the key (id:secret)
+        response.headers["WWW-Authenticate"] = 'Basic realm="smscode admin", charset="UTF-8"'
     return response
 
 
@@ -148,6 +155,8 @@ class Api:
         jwks: Callable[[], Mapping[str, Any]] = lambda: {"keys": []},
         providers: Callable[[], list[dict[str, str | None]]] = list,
         routes: Sequence[Route] = (),
+        operator: Callable[[], Operator] | None = None,
+        api_keys: Callable[[], Mapping[str, SecretStr]] = dict,
     ) -> None:
         self._sender = sender  # built lazily: the page and 404s need no Redis
         self._verifier = verifier
@@ -155,6 +164,8 @@ class Api:
         self._cors_origins = cors_origins
         self._jwks = jwks
         self._providers = providers
+        self._operator = operator
+        self._api_keys = api_keys
         self._routes: list[Route] = [
             (re.compile(r"/"), {"GET": self.page}),
             (re.compile(r"/assets/(?P<name>[a-z]+\.(?:js|css))"), {"GET": self.asset}),
@@ -165,6 +176,13 @@ class Api:
             (re.compile(r"/openapi\.yaml"), {"GET": self.openapi}),
             (re.compile(r"/metrics"), {"GET": self.prometheus}),
             (re.compile(r"/\.well-known/jwks\.json"), {"GET": self.key_set}),
+            # pumping (issue 19): the operator's dashboard, behind API_KEYS
+            (re.compile(r"/admin"), {"GET": self.admin_page}),
+            (re.compile(r"/admin/stats"), {"GET": self.admin_stats}),
+            (
+                re.compile(r"/admin/blocks/(?P<block>[^/]+)"),
+                {"PUT": self.admin_block, "DELETE": self.admin_unblock},
+            ),
             *routes,
         ]
 
@@ -269,8 +287,60 @@ class Api:
             200, {"status": "success", **self._sender().status(match["request_id"])}
         )
 
-    def prometheus(self, _: HttpRequest, __: re.Match[str]) -> HttpResponse:
-        """GET /metrics: Prometheus text (every gunicorn worker's, see `smscode serve`)."""
+    def _key_id(self, request: HttpRequest) -> str:
+        """The API key id the request proves.
+
+        Raises:
+            Unauthorized: no key or a wrong one (also when API_KEYS is unset).
+        """
+        key_id = authenticate(request.headers, self._api_keys())
+        if key_id is None:
+            raise Unauthorized("Give an API_KEYS key: HTTP Basic or 'Bearer id:secret'.")
+        return key_id
+
+    def admin_page(self, request: HttpRequest, _: re.Match[str]) -> HttpResponse:
+        """GET /admin: the pumping dashboard (its data comes from /admin/stats)."""
+        self._key_id(request)
+        return HttpResponse(200, _asset("admin.html"), {
+            "Content-Type": "text/html; charset=utf-8",
+            "Content-Security-Policy": PAGE_CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        })  # fmt: skip
+
+    def _operator_or_404(self) -> Operator:
+        if self._operator is None:
+            raise NotFound("No admin API here.")
+        return self._operator()
+
+    def admin_stats(self, request: HttpRequest, _: re.Match[str]) -> HttpResponse:
+        """GET /admin/stats: sends, verified, conversion per hour and per block; blocked blocks."""
+        self._key_id(request)
+        response = json_response(200, self._operator_or_404().stats())
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def admin_block(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        """PUT /admin/blocks/{block}: refuse a block's sends by hand (optional `seconds`)."""
+        key_id = self._key_id(request)
+        seconds = parse_body(request).get("seconds", "") if request.body else ""
+        if seconds and not (seconds.isdigit() and 0 < int(seconds) <= 30 * 86400):
+            raise InvalidRequest("'seconds' must be a whole number from 1 to 2592000.")
+        blocked = self._operator_or_404().block(
+            unquote(match["block"]), key_id, int(seconds) if seconds else None
+        )
+        return json_response(200, {"status": "success", **blocked})
+
+    def admin_unblock(self, request: HttpRequest, match: re.Match[str]) -> HttpResponse:
+        """DELETE /admin/blocks/{block}: lift a block (automatic or by hand)."""
+        key_id = self._key_id(request)
+        self._operator_or_404().unblock(unquote(match["block"]), key_id)
+        return json_response(200, {"status": "success"})
+
+    def prometheus(self, request: HttpRequest, __: re.Match[str]) -> HttpResponse:
+        """GET /metrics: Prometheus text (every gunicorn worker's, see `smscode serve`), keyed."""
+        self._key_id(request)
         body, content_type = metrics.render()
         return HttpResponse(200, body, {"Content-Type": content_type})
 
@@ -304,4 +374,6 @@ def api() -> Api:
         bootstrap.jwks,
         providers=bootstrap.provider_health,
         routes=twilio_verify.routes(bootstrap.verifications, get_settings),
+        operator=bootstrap.operator,
+        api_keys=lambda: get_settings().api_keys,
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal, Protocol
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sms
 from smscode.domain.policy import Limits, Rejection
+from smscode.domain.pumping import BlockedBlock, BlockWatch
 from smscode.domain.verifications import Status, Verification
 
 ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy"]
@@ -35,9 +36,10 @@ class CodeStore(Protocol):
         message_id: str,
         request_id: str,
         limits: Limits,
+        pumping: BlockWatch,
         purpose: str = "login",
     ) -> Rejection | None:
-        """Store a new code if every cap allows it; else say which cap refused."""
+        """Store a new code if every cap and the block's conversion allow it; else say why not."""
         ...
 
     def issue_test_phone(
@@ -55,7 +57,14 @@ class CodeStore(Protocol):
         ...
 
     def unissue(
-        self, *, phone: str, ip: str, message_id: str, request_id: str, purpose: str = "login"
+        self,
+        *,
+        phone: str,
+        ip: str,
+        message_id: str,
+        request_id: str,
+        pumping: BlockWatch,
+        purpose: str = "login",
     ) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
         ...
@@ -67,9 +76,11 @@ class CodeStore(Protocol):
         candidate_hash: str,
         max_attempts: int,
         daily_failures: int,
+        pumping: BlockWatch,
         purpose: str = "login",
     ) -> VerifyResult:
-        """Compare, count and consume or burn the phone's code for this purpose."""
+        """Compare, count and consume or burn the phone's code for this purpose; count a
+        success for its number block."""
         ...
 
     def claim(
@@ -111,6 +122,31 @@ class TokenSigner(Protocol):
 
     def sign(self, *, phone: str, purpose: str) -> str:
         """A compact JWS saying this E.164 phone was just verified for this purpose."""
+        ...
+
+
+class PumpingStore(Protocol):
+    """The operator's side of SMS pumping: blocks by hand and the dashboard's numbers."""
+
+    def block(self, block: str, seconds: int, reason: str) -> None:
+        """Refuse the block's sends for `seconds`, whatever its conversion."""
+        ...
+
+    def unblock(self, block: str) -> bool:
+        """Lift a block's refusal and forget its window (else it would block again at once)."""
+        ...
+
+    def blocked(self) -> list[BlockedBlock]:
+        """The blocks refused right now, soonest to end first."""
+        ...
+
+    def hourly(self, hours: int) -> list[dict[str, Any]]:
+        """Counts per hour, oldest first, the current hour last: `hour` (epoch hours) and
+        `sends`, `verified`, `refused`, `delivery_<state>` where non-zero."""
+        ...
+
+    def top_blocks(self, hours: int, limit: int) -> list[dict[str, Any]]:
+        """The blocks with the most sends over the last `hours`: block, sends, verified, refused."""
         ...
 
 
@@ -159,6 +195,10 @@ class Metrics(Protocol):
 
     def permanent_failure(self, code: str) -> None:
         """One send a provider refused for good, by its status code."""
+        ...
+
+    def pumping_blocked(self, how: str) -> None:
+        """One number block blocked for pumping, `auto` by the rule or `manual`."""
         ...
 
 

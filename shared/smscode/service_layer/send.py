@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from smscode.domain import codes, phones, purposes
-from smscode.domain.errors import NotFound, RateLimited, Unavailable
+from smscode.domain.errors import FraudSuspected, NotFound, RateLimited, Unavailable
 from smscode.domain.messages import DeliveryMessage
-from smscode.domain.policy import Policy
+from smscode.domain.policy import Policy, Rejection
+from smscode.domain.pumping import BlockWatch
 from smscode.domain.sealing import Sealer
 from smscode.service_layer.ports import Clock, CodeStore, Metrics, Publisher, PublishError
 
@@ -23,6 +24,7 @@ _REJECTIONS = {
     "ip_hourly": "Too many codes were requested from this address; try again later.",
     "prefix_hourly": "Too many codes were requested for this number range; try again later.",
     "global_minute": "The service is sending too many codes right now; try again shortly.",
+    "fraud_suspected": "Codes to this number range are paused: too few of them were used.",
 }
 
 
@@ -74,23 +76,20 @@ class Sender:
         phones.require_allowed(phone, policy.allowed_prefixes)
         code = codes.generate_code(policy.code_length)
         message_id, request_id = uuid.uuid4().hex, uuid.uuid4().hex
-        send = {"phone": phone, "ip": client_ip, "message_id": message_id, "purpose": purpose}
+        watch = BlockWatch.of(phone, policy.pumping)
         rejection = self._store.issue(
-            **send,
+            phone=phone,
+            ip=client_ip,
+            message_id=message_id,
+            pumping=watch,
+            purpose=purpose,
             masked=phones.mask(phone),
             code_hash=codes.hash_code(self._secret, phone, code),
             request_id=request_id,
             limits=policy.limits,
         )
         if rejection is not None:
-            self._metrics.send_rejected(rejection.reason)
-            extra = {"phone": phones.mask(phone), "outcome": rejection.reason}
-            log.info("send refused: %s", rejection.reason, extra=extra)
-            raise RateLimited(
-                _REJECTIONS[rejection.reason],
-                retry_after=rejection.retry_after,
-                reason=rejection.reason,
-            )
+            self._refuse(rejection, phone, watch)
         now = datetime.fromtimestamp(self._clock(), UTC)
         message = DeliveryMessage(
             message_id=message_id,
@@ -106,7 +105,14 @@ class Sender:
             self._publisher.publish(message)
         except PublishError as error:
             # No code may stay issued that can never be delivered: give the phone its slot back.
-            self._store.unissue(**send, request_id=request_id)
+            self._store.unissue(
+                phone=phone,
+                ip=client_ip,
+                message_id=message_id,
+                request_id=request_id,
+                pumping=watch,
+                purpose=purpose,
+            )
             log.error("queue unavailable: %s", error, extra={"request_id": request_id})
             raise Unavailable(
                 "The delivery queue is unavailable; please try again shortly."
@@ -115,6 +121,23 @@ class Sender:
         extra = {"request_id": request_id, "phone": phones.mask(phone), "outcome": "accepted"}
         log.info("code issued", extra=extra)
         return self._issued(request_id)
+
+    def _refuse(self, rejection: Rejection, phone: str, watch: BlockWatch) -> None:
+        """Count, log and raise a refusal; a block the rule just blocked is logged as a warning."""
+        self._metrics.send_rejected(rejection.reason)
+        extra = {"phone": phones.mask(phone), "outcome": rejection.reason}
+        log.info("send refused: %s", rejection.reason, extra=extra)
+        message = _REJECTIONS[rejection.reason]
+        if rejection.reason != "fraud_suspected":
+            raise RateLimited(message, retry_after=rejection.retry_after, reason=rejection.reason)
+        if rejection.new_block is not None:
+            self._metrics.pumping_blocked("auto")
+            sends, verified = rejection.new_block
+            log.warning(
+                "number block %s blocked for pumping: %d sends, %d verified in the window",
+                watch.block, sends, verified, extra={"outcome": "pumping_blocked"},
+            )  # fmt: skip
+        raise FraudSuspected(message, retry_after=rejection.retry_after, reason=rejection.reason)
 
     def _issue_test_phone(self, phone: str, code: str, purpose: str) -> Issued:
         """A TEST_PHONES send: the fixed code stored in one script, no cap counted, no SMS."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from smscode.domain import codes, phones, purposes
 from smscode.domain.errors import InvalidCode, NoActiveCode, TooManyAttempts
 from smscode.domain.policy import Policy
+from smscode.domain.pumping import BlockWatch
 from smscode.service_layer.ports import CodeStore, Metrics, TokenSigner
 
 log = logging.getLogger("smscode.service")
@@ -54,6 +55,7 @@ class Verifier:
             candidate_hash=codes.hash_code(self._secret, phone, code),
             max_attempts=self._policy.max_verify_attempts,
             daily_failures=self._policy.verify_failures_daily,
+            pumping=BlockWatch.of(phone, self._policy.pumping),
             purpose=purpose,
         )
         self._metrics.verified(outcome)

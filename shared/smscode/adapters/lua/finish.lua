@@ -7,9 +7,13 @@
 -- ARGV[7] message id  ARGV[8] when the outbox should next look at an unfinished message (ms)
 -- ARGV[9] the provider that sent it ('' if none)
 -- A 'sent' state is never overwritten. A final message leaves the outbox. Returns the state.
+-- KEYS[5] this hour's stats hash (issue 19): each change of final state counted, 25 h.
 local state = redis.call('HGET', KEYS[1], 'state')
 if ARGV[1] ~= '' and state ~= 'sent' then
   if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'phone', ARGV[6]) end
+  if state ~= ARGV[1] and redis.call('HINCRBY', KEYS[5], 'delivery_' .. ARGV[1], 1) == 1 then
+    redis.call('EXPIRE', KEYS[5], 90000)
+  end
   redis.call('HSET', KEYS[1], 'state', ARGV[1], 'sid', ARGV[2], 'updated', ARGV[4])
   if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'provider', ARGV[9]) end
   if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end

@@ -6,6 +6,8 @@
 -- ARGV[5] resend interval (s)  ARGV[6] phone daily limit  ARGV[7] ip hourly limit
 -- ARGV[8] prefix hourly limit  ARGV[9] global minute limit  ARGV[10] masked phone  ARGV[11] now (ms)
 -- Returns {1} when accepted, else {0, reason, retry_after_seconds}.
+-- Pumping (issue 19): the LAST 6 KEYS and LAST 8 ARGV, addressed from the end so other
+-- additions may come before them; see the block marked "pumping" below.
 local function wait(key)
   local ms = redis.call('PTTL', key)
   if ms < 0 then return 1 end
@@ -13,6 +15,64 @@ local function wait(key)
 end
 
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'resend_interval', wait(KEYS[2])} end
+
+-- ---- pumping: conversion per number block, judged BEFORE any cap is counted ----
+-- KEYS[-6] block's window hash (s<bucket> sends, v<bucket> verified)  KEYS[-5] blocked
+-- blocks (zset, score = until ms)  KEYS[-4] blocked blocks' details (hash)
+-- KEYS[-3] this hour's stats hash  KEYS[-2] this hour's sends per block (zset)
+-- KEYS[-1] this hour's fraud refusals per block (zset)
+-- ARGV[-8] block  ARGV[-7] 1 to judge and count it, 0 when allow-listed  ARGV[-6] min sends
+-- ARGV[-5] min conversion  ARGV[-4] bucket (s)  ARGV[-3] buckets per window
+-- ARGV[-2] block (s)  ARGV[-1] now (ms)
+-- Refuses {0, 'fraud_suspected', retry_after, new, sends, verified}; new = 1 when this
+-- call blocked the block. A refused send writes no cap and no code.
+local pk, pa = #KEYS - 6, #ARGV - 8
+local p_window, p_blocked, p_details = KEYS[pk + 1], KEYS[pk + 2], KEYS[pk + 3]
+local p_hour, p_hour_sends, p_hour_refused = KEYS[pk + 4], KEYS[pk + 5], KEYS[pk + 6]
+local p_block, p_judge = ARGV[pa + 1], ARGV[pa + 2] == '1'
+local p_now = tonumber(ARGV[pa + 8])
+local p_bucket = math.floor(p_now / 1000 / tonumber(ARGV[pa + 5]))
+local function p_refuse(until_ms, new, sends, verified)
+  if redis.call('HINCRBY', p_hour, 'refused', 1) == 1 then redis.call('EXPIRE', p_hour, 90000) end
+  redis.call('ZINCRBY', p_hour_refused, 1, p_block)
+  redis.call('EXPIRE', p_hour_refused, 90000)
+  return {0, 'fraud_suspected', math.ceil((until_ms - p_now) / 1000), new, sends, verified}
+end
+if p_judge then
+  local until_ms = tonumber(redis.call('ZSCORE', p_blocked, p_block) or '0')
+  if until_ms > p_now then return p_refuse(until_ms, 0, 0, 0) end
+  -- Sum the window's buckets, dropping those that slid out of it.
+  local oldest, sends, verified, stale = p_bucket - tonumber(ARGV[pa + 6]) + 1, 0, 0, {}
+  local fields = redis.call('HGETALL', p_window)
+  for i = 1, #fields, 2 do
+    local b = tonumber(string.sub(fields[i], 2))
+    if b < oldest then
+      stale[#stale + 1] = fields[i]
+    elseif string.byte(fields[i]) == 115 then  -- 's'
+      sends = sends + tonumber(fields[i + 1])
+    else
+      verified = verified + tonumber(fields[i + 1])
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', p_window, unpack(stale)) end
+  if sends >= tonumber(ARGV[pa + 3]) and verified < tonumber(ARGV[pa + 4]) * sends then
+    until_ms = p_now + 1000 * tonumber(ARGV[pa + 7])
+    redis.call('ZADD', p_blocked, until_ms, p_block)
+    redis.call('HSET', p_details, p_block, 'auto:' .. sends .. ':' .. verified)
+    return p_refuse(until_ms, 1, sends, verified)
+  end
+end
+local function p_count()
+  if p_judge then
+    redis.call('HINCRBY', p_window, 's' .. p_bucket, 1)
+    redis.call('PEXPIRE', p_window, 1000 * tonumber(ARGV[pa + 4]) * (tonumber(ARGV[pa + 6]) + 1))
+  end
+  if redis.call('HINCRBY', p_hour, 'sends', 1) == 1 then redis.call('EXPIRE', p_hour, 90000) end
+  redis.call('ZINCRBY', p_hour_sends, 1, p_block)
+  redis.call('EXPIRE', p_hour_sends, 90000)
+end
+-- ---- end pumping (p_count() runs once the send is accepted) ----
+
 local caps = {
   {KEYS[3], ARGV[6], 'phone_daily'}, {KEYS[4], ARGV[7], 'ip_hourly'},
   {KEYS[5], ARGV[8], 'prefix_hourly'}, {KEYS[6], ARGV[9], 'global_minute'},
@@ -34,4 +94,5 @@ redis.call('EXPIRE', KEYS[1], ttl)
 if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5]) end
 redis.call('HSET', KEYS[7], 'state', 'queued', 'phone', ARGV[10], 'mid', ARGV[2], 'updated', ARGV[11])
 redis.call('EXPIRE', KEYS[7], ttl)
+p_count()
 return {1}

@@ -2,6 +2,10 @@
 -- KEYS[1] code hash  KEYS[2] phone's daily verify-failure counter
 -- ARGV[1] candidate hmac  ARGV[2] max wrong tries per code  ARGV[3] daily failure cap per phone
 -- Returns {'ok', request_id} | {'locked'} | {'none'} | {'invalid', attempts_left} | {'burned'}.
+-- Pumping (issue 19), counted on 'ok': KEYS[3] the block's window hash (as in issue.lua)
+-- KEYS[4] this hour's stats hash  KEYS[5] this hour's verified per block (zset)
+-- ARGV[4] block  ARGV[5] 1 to count it in its window, 0 when allow-listed  ARGV[6] bucket (s)
+-- ARGV[7] buckets per window  ARGV[8] now (ms)
 -- Timing: Lua interns strings, so `==` below compares two pointers; interning itself may
 -- memcmp equal-hash strings, but both sides are HMACs keyed by CODE_SECRET, so even a timing
 -- that told how many leading characters match would say nothing about the code.
@@ -17,6 +21,16 @@ if not stored[1] then
 end
 if stored[1] == ARGV[1] then
   redis.call('DEL', KEYS[1])
+  -- ---- pumping: one verified send for the block's conversion and the hour's stats ----
+  if ARGV[5] == '1' then
+    local bucket = math.floor(tonumber(ARGV[8]) / 1000 / tonumber(ARGV[6]))
+    redis.call('HINCRBY', KEYS[3], 'v' .. bucket, 1)
+    redis.call('PEXPIRE', KEYS[3], 1000 * tonumber(ARGV[6]) * (tonumber(ARGV[7]) + 1))
+  end
+  if redis.call('HINCRBY', KEYS[4], 'verified', 1) == 1 then redis.call('EXPIRE', KEYS[4], 90000) end
+  redis.call('ZINCRBY', KEYS[5], 1, ARGV[4])
+  redis.call('EXPIRE', KEYS[5], 90000)
+  -- ---- end pumping ----
   return {'ok', stored[2]}
 end
 fail()

@@ -1,0 +1,196 @@
+"""SMS pumping: a block with many unverified sends is refused, healthy blocks never are."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+import requests
+
+from smscode.domain.phones import normalize
+from tests.conftest import ADMIN_KEY, stack_env
+from tests.fakes.ronglian import FakeRonglian
+from tests.helpers import Server, Worker, block_phones, send_and_verify
+
+MIN_SENDS = 20  # PUMPING_MIN_SENDS's default, which the session's stack runs with
+
+
+def send(api: str, phone: str) -> requests.Response:
+    return requests.post(f"{api}/codes", json={"phone": phone}, timeout=10)
+
+
+def assert_fraud_suspected(answer: requests.Response) -> None:
+    assert answer.status_code == 429, answer.text
+    body = answer.json()
+    assert body["error"] == "fraud_suspected"
+    assert 3590 <= body["retry_after"] <= 3600  # PUMPING_BLOCK_SECONDS's default
+    assert answer.headers["Retry-After"] == str(body["retry_after"])
+
+
+def pumping_blocks(api: str) -> float:
+    """smscode_pumping_blocks_total{how="auto"} summed over the server's workers."""
+    text = requests.get(f"{api}/metrics", auth=ADMIN_KEY, timeout=5).text
+    for line in text.splitlines():
+        if line.startswith('smscode_pumping_blocks_total{how="auto"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_pumped_block_is_refused_after_its_minimum_sends_while_a_healthy_block_works(
+    stack: tuple[Server, Worker],
+    api: str,
+    fake_ronglian: FakeRonglian,
+    redis_client: redis.Redis,
+) -> None:
+    # given: a bot asks codes for numbers of one block and never verifies any
+    pumped = block_phones(MIN_SENDS + 5)
+    blocks_before = pumping_blocks(api)
+    # when
+    answers = [send(api, phone) for phone in pumped]
+    # then: the first PUMPING_MIN_SENDS go out, every later one is refused as fraud
+    assert [a.status_code for a in answers[:MIN_SENDS]] == [202] * MIN_SENDS
+    for answer in answers[MIN_SENDS:]:
+        assert_fraud_suspected(answer)
+    # and a refused send cost nothing: no SMS, and no cap of its phone was counted
+    fake_ronglian.wait_for(MIN_SENDS)
+    assert {sms.to for sms in fake_ronglian.accepted} == set(pumped[:MIN_SENDS])
+    for phone in pumped[MIN_SENDS:]:
+        assert not redis_client.exists(f"{{smscode}}:daily:{normalize(phone)}")
+        assert not redis_client.exists(f"{{smscode}}:code:{normalize(phone)}")
+    # and the automatic block was logged at warning and counted
+    assert pumping_blocks(api) == blocks_before + 1
+    block = pumped[0][:7]
+    [warning] = [
+        json.loads(line) for line in stack[0].output().splitlines()
+        if f"number block {block} blocked for pumping" in line
+    ]  # fmt: skip
+    assert warning["level"] == "warning"
+    assert "20 sends, 0 verified" in warning["message"]
+
+    # when: real users of another block, past the minimum, each verify their code
+    for phone in block_phones(MIN_SENDS + 10):
+        send_and_verify(api, phone, fake_ronglian.last_code)
+    # then: every one of them got through (send_and_verify asserts 202 and 200)
+    # and the pumped block stays refused, even for a number it never tried
+    assert_fraud_suspected(send(api, block_phones(1, block)[0]))
+
+
+def test_a_block_whose_users_verify_a_quarter_of_their_codes_is_never_refused(
+    api: str, fake_ronglian: FakeRonglian
+) -> None:
+    # given / when: twice the minimum sends, one in four verified (0.25 >= 0.2)
+    for n, phone in enumerate(block_phones(MIN_SENDS * 2)):
+        if n % 4 == 0:
+            send_and_verify(api, phone, fake_ronglian.last_code)
+        else:
+            # then: every send is accepted (a refusal would be a 429 here)
+            assert send(api, phone).status_code == 202
+
+
+@pytest.fixture(scope="module")
+def strict_server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterator[Server]:
+    """Three unverified sends block a block; one block and one phone are allow-listed."""
+    env = stack_env(
+        redis_url,
+        fake_ronglian_session,
+        DELIVERY_BACKEND="inline",
+        PUMPING_MIN_SENDS="3",
+        PUMPING_BLOCK_SECONDS="600",
+        PUMPING_ALLOW="1990000,+8619900010000",
+    )
+    server = Server(env).start()
+    yield server
+    server.stop()
+
+
+def test_allow_listed_blocks_and_phones_are_never_refused(
+    strict_server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian
+) -> None:
+    api = strict_server.url
+    # an allow-listed block: any number of unverified sends
+    assert {send(api, p).status_code for p in block_phones(6, "1990000")} == {202}
+    # an allow-listed phone inside a block that gets blocked
+    others = block_phones(4, "1990001")
+    assert [send(api, p).status_code for p in others] == [202, 202, 202, 429]
+    assert send(api, "19900010000").status_code == 202
+
+
+def test_an_operator_blocks_and_unblocks_by_hand(
+    strict_server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian
+) -> None:
+    api = strict_server.url
+    phones = block_phones(5)
+    block = phones[0][:7]
+    admin = requests.Session()
+    admin.auth = ADMIN_KEY
+    # without a key: 401, and a browser is asked for one
+    for method in ("PUT", "DELETE"):
+        answer = requests.request(method, f"{api}/admin/blocks/{block}", timeout=5)
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"].startswith("Basic ")
+    # blocked by hand: refused at once, for the given time
+    answer = admin.put(f"{api}/admin/blocks/{block}", json={"seconds": 120}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["retry_after"] == 120
+    refused = send(api, phones[0])
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "fraud_suspected"
+    assert 110 <= refused.json()["retry_after"] <= 120
+    # unblocked: sends go out again, and the old window cannot re-block it at once
+    assert admin.delete(f"{api}/admin/blocks/{block}", timeout=5).status_code == 200
+    assert [send(api, p).status_code for p in phones[1:4]] == [202, 202, 202]
+    # three unverified sends block it automatically; unblocking clears the window too
+    assert send(api, phones[4]).status_code == 429
+    assert admin.delete(f"{api}/admin/blocks/{block}", timeout=5).status_code == 200
+    assert send(api, phones[4]).status_code == 202
+    # bad blocks, unknown blocks and allow-listed blocks are clear errors
+    assert admin.put(f"{api}/admin/blocks/12345", timeout=5).json()["error"] == "invalid_request"
+    assert admin.put(f"{api}/admin/blocks/1990000", timeout=5).status_code == 400
+    assert admin.delete(f"{api}/admin/blocks/1770000", timeout=5).status_code == 404
+    bad = admin.put(f"{api}/admin/blocks/{block}", json={"seconds": "soon"}, timeout=5)
+    assert bad.status_code == 400
+
+
+def test_admin_stats_need_a_key_and_count_sends_verifications_and_blocks(
+    strict_server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian
+) -> None:
+    api = strict_server.url
+    # given: a pumped block (4 sends, the 4th refused) and a healthy one (2 verified)
+    pumped = block_phones(4)
+    for phone in pumped:
+        send(api, phone)
+    healthy = block_phones(2)
+    for phone in healthy:
+        send_and_verify(api, phone, fake_ronglian.last_code)
+    # when / then: no key, a wrong key: 401
+    assert requests.get(f"{api}/admin/stats", timeout=5).status_code == 401
+    wrong = requests.get(f"{api}/admin/stats", auth=("ops", "x" * 30), timeout=5)
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "unauthorized"
+    # HTTP Basic and Bearer id:secret both work
+    bearer = {"Authorization": "Bearer " + ":".join(ADMIN_KEY)}
+    assert requests.get(f"{api}/admin/stats", headers=bearer, timeout=5).status_code == 200
+    stats = requests.get(f"{api}/admin/stats", auth=ADMIN_KEY, timeout=5).json()
+    # 24 hours, the current one last, holding this test's traffic
+    assert len(stats["hours"]) == 24
+    now = stats["hours"][-1]
+    assert (now["sends"], now["verified"], now["refused"]) == (5, 2, 1)
+    assert now["conversion"] == 0.4
+    assert stats["totals"] == {"sends": 5, "verified": 2, "refused": 1}
+    # the top blocks with their conversion, the pumped one marked blocked
+    blocks = {row["block"]: row for row in stats["blocks"]}
+    assert blocks[pumped[0][:7]] == {
+        "block": pumped[0][:7], "sends": 3, "verified": 0, "refused": 1,
+        "conversion": 0.0, "blocked": True,
+    }  # fmt: skip
+    assert blocks[healthy[0][:7]]["conversion"] == 1.0
+    assert blocks[healthy[0][:7]]["blocked"] is False
+    [blocked] = stats["blocked"]
+    assert blocked["block"] == pumped[0][:7]
+    assert (blocked["reason"], blocked["sends"], blocked["verified"]) == ("auto", 3, 0)
+    assert 590 <= blocked["retry_after"] <= 600
+    # the provider's outcomes (inline delivery: final before the 202)
+    assert stats["delivery"] == {"sent": 5}
+    assert stats["rule"]["min_sends"] == 3
