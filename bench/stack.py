@@ -198,6 +198,9 @@ def base_env(redis_url: str, broker_url: str, fake_url: str, **overrides: str) -
         "GLOBAL_MINUTE_LIMIT": "1000000000",
         "PREFIX_HOURLY_LIMIT": "1000000000",
         "PHONE_DAILY_LIMIT": "1000000000",
+        # The pumping rule judges and counts every send as in production but never blocks
+        # (load runs never verify): the send path's cost is measured with it.
+        "PUMPING_MIN_CONVERSION": "0",
         "SERVE_WORKERS": "2",
         "SERVE_THREADS": "8",
         "WORKER_CONCURRENCY": "64",

@@ -71,6 +71,17 @@ def test_http_function_and_worker_export_what_one_flow_did(
     assert delivered[("smscode_provider_latency_seconds_count", ())] == 1
 
 
+def test_the_http_functions_metrics_need_an_api_key(
+    own_stack: tuple[Server, Worker, str],
+) -> None:
+    server = own_stack[0]
+    answer = requests.get(f"{server.url}/metrics", timeout=5)
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "unauthorized"
+    bearer = {"Authorization": "Bearer " + ":".join(ADMIN_KEY)}
+    assert requests.get(f"{server.url}/metrics", headers=bearer, timeout=5).status_code == 200
+
+
 def test_flush_emf_prints_what_changed_since_the_last_flush(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

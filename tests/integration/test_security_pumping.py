@@ -1,4 +1,4 @@
-"""SMS pumping: per-IP, per-prefix and global send caps hold against bulk and concurrent senders."""
+"""SMS pumping, static caps: per-IP, per-prefix and global send caps hold against bulk and concurrent senders."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ SERVER_ENV = {
     "IP_HOURLY_LIMIT": str(IP_HOURLY),
     "PREFIX_HOURLY_LIMIT": str(PREFIX_HOURLY),
     "GLOBAL_MINUTE_LIMIT": str(GLOBAL_MINUTE),
+    # the static caps alone: the conversion rule (test_pumping.py) would refuse first
+    "PUMPING_MIN_CONVERSION": "0",
 }
 
 

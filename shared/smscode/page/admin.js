@@ -8,7 +8,8 @@
   const base = new URL("..", script ? script.src : location.href);
   const $ = (id) => document.getElementById(id);
   const fmt = new Intl.NumberFormat("en");
-  const pct = (value) => (value == null ? "–" : `${(value * 100).toFixed(value >= 0.995 || value === 0 ? 0 : 1)}%`);
+  // 20%, 75.7%: a decimal only where it says something.
+  const pct = (value) => (value == null ? "–" : `${+(value * 100).toFixed(1)}%`);
   let minConversion = 0.2;
 
   function el(name, attrs = {}, text) {
@@ -107,7 +108,7 @@
     const fill = html("div", value != null && value < minConversion ? "fill low" : "fill");
     fill.style.width = `${Math.round((value || 0) * 100)}%`;  // CSSOM, allowed by the CSP
     track.append(fill);
-    wrap.append(track, html("span", "conv-text", pct(value)));
+    wrap.append(track, html("span", value != null && value < minConversion ? "conv-text low" : "conv-text", pct(value)));
     cell.append(wrap);
     return cell;
   }
@@ -123,9 +124,10 @@
   }
 
   function duration(seconds) {
-    if (seconds >= 3600) return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
-    if (seconds >= 60) return `${Math.round(seconds / 60)} min`;
-    return `${seconds} s`;
+    if (seconds < 60) return `${seconds} s`;
+    const minutes = Math.round(seconds / 60);
+    if (minutes < 60) return `${minutes} min`;
+    return `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
   }
 
   function tables(data) {
@@ -147,7 +149,7 @@
       const name = html("td", "mono", entry.block);
       if (entry.blocked) name.append(html("span", "badge", "blocked"));
       row.append(name, html("td", "num", fmt.format(entry.sends)), html("td", "num", fmt.format(entry.verified)));
-      row.append(conversionBar(entry.conversion), html("td", "num", fmt.format(entry.refused)));
+      row.append(conversionBar(entry.conversion), html("td", entry.refused ? "num low" : "num", fmt.format(entry.refused)));
       row.append(actionButton(entry.block, entry.blocked));
       return row;
     }));
@@ -183,8 +185,9 @@
     $("t-conversion").textContent = pct(t.sends ? t.verified / t.sends : null);
     $("t-refused").textContent = fmt.format(t.refused);
     $("t-blocked").textContent = fmt.format(data.blocked.length);
-    $("rule").textContent = `A block is refused for ${duration(data.rule.block_seconds)} when its last ` +
-      `${duration(data.rule.window_seconds)} hold ≥ ${data.rule.min_sends} sends and under ${pct(data.rule.min_conversion)} verified.`;
+    $("rule").textContent = `A number block is refused for ${duration(data.rule.block_seconds)} when, ` +
+      `over the last ${duration(data.rule.window_seconds)}, it has ≥ ${data.rule.min_sends} sends ` +
+      `and under ${pct(data.rule.min_conversion)} of them verified.`;
     volumeChart(data.hours);
     conversionChart(data.hours);
     tables(data);

@@ -18,6 +18,7 @@
       invalid_request: "The request was not understood. Reload the page and try again.",
       payload_too_large: "The request was too large.",
       rate_limited: "Too many codes requested. Try again in {n} s.",
+      fraud_suspected: "Codes to numbers like this one are paused for now. Please try again later.",
       unavailable: "The service is temporarily unavailable. Please try again shortly.",
       invalid_code: "Wrong code. {n} attempts left.", invalid_code_one: "Wrong code. 1 attempt left.",
       invalid_code_bare: "Wrong code.",
@@ -43,6 +44,7 @@
       invalid_request: "请求无效，请刷新页面后重试。",
       payload_too_large: "请求内容过大。",
       rate_limited: "获取验证码过于频繁，请 {n} 秒后再试。",
+      fraud_suspected: "该号段暂时无法发送验证码，请稍后再试。",
       unavailable: "服务暂时不可用，请稍后重试。",
       invalid_code: "验证码错误，还可尝试 {n} 次。", invalid_code_one: "验证码错误，还可尝试 1 次。",
       invalid_code_bare: "验证码错误。",
@@ -67,7 +69,7 @@
   const base = new URL("..", script ? script.src : location.href);
   const TIMEOUT_MS = 15000;
   const ERRORS = ["invalid_phone", "invalid_request", "payload_too_large", "rate_limited", "unavailable",
-    "invalid_code", "no_active_code", "too_many_attempts", "network"];
+    "fraud_suspected", "invalid_code", "no_active_code", "too_many_attempts", "network"];
 
   const $ = (id) => document.getElementById(id);
   const form = $("signup"), phone = $("phone"), code = $("code");

@@ -1,0 +1,94 @@
+"""The pumping window in the real scripts, on a clock the test moves: it slides, blocks end."""
+
+from __future__ import annotations
+
+import redis
+
+from smscode.adapters.redis_pumping import RedisPumping
+from smscode.adapters.redis_store import RedisStore
+from smscode.domain.policy import Limits, Rejection
+from smscode.domain.pumping import BlockWatch, PumpingRule
+from tests.helpers import block_phones
+
+RULE = PumpingRule(min_sends=5, min_conversion=0.5, window_seconds=600, block_seconds=300)
+LIMITS = Limits(
+    code_ttl=300, resend_interval=0, phone_daily=100, ip_hourly=10**6,
+    prefix_hourly=10**6, global_minute=10**6,
+)  # fmt: skip
+
+
+class Clock:
+    """Milliseconds since the epoch, moved by the test."""
+
+    def __init__(self) -> None:
+        self.ms = 1_800_000_000_000
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+def issue(store: RedisStore, phone: str) -> Rejection | None:
+    e164 = f"+86{phone}"
+    return store.issue(
+        phone=e164, masked="x", ip="203.0.113.1", code_hash="h", message_id="m",
+        request_id=phone, limits=LIMITS, pumping=BlockWatch.of(e164, RULE),
+    )  # fmt: skip
+
+
+def verify(store: RedisStore, phone: str) -> str:
+    e164 = f"+86{phone}"
+    outcome, _ = store.verify(
+        phone=e164, candidate_hash="h", max_attempts=5, daily_failures=100,
+        pumping=BlockWatch.of(e164, RULE),
+    )  # fmt: skip
+    return outcome
+
+
+def test_old_sends_slide_out_of_the_window_and_a_block_ends(redis_client: redis.Redis) -> None:
+    clock = Clock()
+    store = RedisStore(redis_client, clock=clock)
+    phones = block_phones(12)
+    # given: four unverified sends, then the window slides past them
+    assert [issue(store, p) for p in phones[:4]] == [None] * 4
+    clock.ms += 601_000
+    # then: four more are fine (the old four no longer count), the 5th one in is judged
+    assert [issue(store, p) for p in phones[4:9]] == [None] * 5
+    refused = issue(store, phones[9])
+    assert refused is not None
+    assert (refused.reason, refused.retry_after, refused.new_block) == (
+        "fraud_suspected",
+        300,
+        (5, 0),
+    )
+    # and a second refusal is not a new block
+    again = issue(store, phones[10])
+    assert again is not None
+    assert again.new_block is None
+    # when the block ends and the window has slid on, the block sends again
+    clock.ms += 601_000
+    assert issue(store, phones[10]) is None
+    assert RedisPumping(redis_client, clock=clock).blocked() == []
+
+
+def test_verified_codes_keep_a_busy_block_open(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client, clock=Clock())
+    for phone in block_phones(30):
+        assert issue(store, phone) is None
+        assert verify(store, phone) == "ok"
+
+
+def test_a_send_that_could_not_be_queued_does_not_count(redis_client: redis.Redis) -> None:
+    clock = Clock()
+    store = RedisStore(redis_client, clock=clock)
+    phones = block_phones(8)
+    # given: sends the queue refused, each undone (the publish failure path)
+    for phone in phones:
+        e164 = f"+86{phone}"
+        assert issue(store, phone) is None
+        assert store.unissue(
+            phone=e164, ip="203.0.113.1", message_id="m", request_id=phone,
+            pumping=BlockWatch.of(e164, RULE),
+        )  # fmt: skip
+    # then: none of them counts toward the block, nor in the hour's stats
+    assert [issue(store, p) for p in phones[:5]] == [None] * 5
+    assert RedisPumping(redis_client, clock=clock).hourly(1)[0]["sends"] == 5
