@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, expect
 from smscode.adapters.redis_store import RedisStore
 from smscode.domain.policy import Limits
 from smscode.domain.pumping import BlockWatch, PumpingRule
+from smscode.service_layer.ports import FinalState
 from tests.conftest import ADMIN_KEY
 from tests.e2e.test_browser import _keep_errors, browser  # noqa: F401 - the shared fixture
 from tests.fakes.ronglian import FakeRonglian
@@ -43,7 +44,7 @@ def replay_a_day(client: redis.Redis) -> None:
     rng = random.Random(19)
     for hours_ago in range(23, 0, -1):
         clock_ms = now - hours_ago * HOUR_MS
-        store = RedisStore(client, clock=lambda: clock_ms)
+        store = RedisStore(client, clock=lambda at=clock_ms: at)
         daytime = 12 <= (time.gmtime(clock_ms / 1000).tm_hour + 8) % 24 <= 23
         phones = [
             phone
@@ -61,8 +62,8 @@ def replay_a_day(client: redis.Redis) -> None:
             )  # fmt: skip
             if refused is not None:
                 continue
-            delivered = "failed" if rng.random() < 0.03 else "sent"
-            store.finish(request_id=request_id, message_id=request_id, state=delivered)  # type: ignore[arg-type]
+            delivered: FinalState = "failed" if rng.random() < 0.03 else "sent"
+            store.finish(request_id=request_id, message_id=request_id, state=delivered)
             if phone[:7] != pumped and delivered == "sent" and rng.random() < 0.82:
                 store.verify(
                     phone=e164, candidate_hash="h", max_attempts=5, daily_failures=10**6,

@@ -1,4 +1,4 @@
-"""SMS pumping, static caps: per-IP, per-prefix and global send caps hold against bulk and concurrent senders."""
+"""SMS pumping, static caps: per-IP, per-prefix and global caps hold against bulk senders."""
 
 from __future__ import annotations
 
