@@ -110,6 +110,11 @@ def _run(started: contextlib.ExitStack, env: dict[str, str], *, cloud: bool, gcp
         embedded = started.enter_context(EmbeddedRedis())
         env["REDIS_URL"] = embedded.url
         print(f"smscode dev: embedded Redis at {embedded.url}", flush=True)
+    # A key for /admin and /metrics, random per run like CODE_SECRET, printed with the URL.
+    dev_key = None
+    if not env.get("API_KEYS"):
+        dev_key = secrets.token_urlsafe(24)
+        env["API_KEYS"] = f"dev:{dev_key}"
     os.environ.update(env)
     settings = settings_or_exit()
     children: list[subprocess.Popen[bytes]] = []
@@ -128,6 +133,12 @@ def _run(started: contextlib.ExitStack, env: dict[str, str], *, cloud: bool, gcp
         except OSError:
             time.sleep(0.1)
     print(f"smscode dev: open http://127.0.0.1:{settings.port}/", flush=True)
+    if dev_key is not None:
+        print(
+            f"smscode dev: dashboard http://127.0.0.1:{settings.port}/admin "
+            f"(user dev, password {dev_key})",
+            flush=True,
+        )
     while all(child.poll() is None for child in children):
         time.sleep(0.2)
     print("smscode dev: a process exited; stopping the rest", file=sys.stderr, flush=True)
