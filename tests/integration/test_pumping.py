@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -169,10 +170,23 @@ def test_admin_stats_need_a_key_and_count_sends_verifications_and_blocks(
     wrong = requests.get(f"{api}/admin/stats", auth=("ops", "x" * 30), timeout=5)
     assert wrong.status_code == 401
     assert wrong.json()["error"] == "unauthorized"
-    # HTTP Basic and Bearer id:secret both work
+    # HTTP Basic and Bearer id:secret both work; /admin/ leads to the canonical /admin
+    slash = requests.get(f"{api}/admin/", allow_redirects=False, timeout=5)
+    assert (slash.status_code, slash.headers["Location"]) == (308, "../admin")
+    page = requests.get(f"{api}/admin/", auth=ADMIN_KEY, timeout=5)
+    assert page.url == f"{api}/admin"
+    assert 'src="assets/admin.js"' in page.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     bearer = {"Authorization": "Bearer " + ":".join(ADMIN_KEY)}
     assert requests.get(f"{api}/admin/stats", headers=bearer, timeout=5).status_code == 200
-    stats = requests.get(f"{api}/admin/stats", auth=ADMIN_KEY, timeout=5).json()
+    # (inline delivery records each outcome just after the fake answers: wait for all five)
+    fake_ronglian.wait_for(5)
+    deadline = time.monotonic() + 10
+    while True:
+        stats = requests.get(f"{api}/admin/stats", auth=ADMIN_KEY, timeout=5).json()
+        if stats["delivery"] == {"sent": 5} or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     # 24 hours, the current one last, holding this test's traffic
     assert len(stats["hours"]) == 24
     now = stats["hours"][-1]
@@ -191,6 +205,6 @@ def test_admin_stats_need_a_key_and_count_sends_verifications_and_blocks(
     assert blocked["block"] == pumped[0][:7]
     assert (blocked["reason"], blocked["sends"], blocked["verified"]) == ("auto", 3, 0)
     assert 590 <= blocked["retry_after"] <= 600
-    # the provider's outcomes (inline delivery: final before the 202)
+    # the provider's outcomes
     assert stats["delivery"] == {"sent": 5}
     assert stats["rule"]["min_sends"] == 3

@@ -10,6 +10,7 @@ from smscode.adapters.redis_store import HOUR_MS, Client, _now_ms, _redis_errors
 from smscode.domain.pumping import BlockedBlock
 
 STATE_FIELDS = ("sends", "verified", "refused")
+CANDIDATES = 50  # per hour, for the day's top blocks
 
 
 class RedisPumping:
@@ -84,28 +85,33 @@ class RedisPumping:
         return result
 
     def top_blocks(self, hours: int, limit: int) -> list[dict[str, Any]]:
-        """The blocks with the most sends over the last `hours`, with verified and refused."""
+        """The blocks with the most sends over the last `hours`, with verified and refused.
+
+        Candidates are each hour's top CANDIDATES blocks, then summed exactly over every
+        hour: a union of whole hours would read every block of the day in one command,
+        which on a busy service stalls Redis for everyone.
+        """
         span = self._hours(hours)
         with _redis_errors():
-            union: list[tuple[str, float]] = self.client.zunion(  # type: ignore[assignment]
-                [keys.stats_hour_sends(hour) for hour in span], aggregate="SUM", withscores=True
-            )
-            top = sorted(union, key=lambda item: -item[1])[:limit]
-            names = [str(block) for block, _ in top]
+            pipe = self.client.pipeline(transaction=False)
+            for hour in span:
+                pipe.zrevrange(keys.stats_hour_sends(hour), 0, CANDIDATES - 1)
+            names = sorted({str(name) for top in pipe.execute() for name in top})
             if not names:
                 return []
             pipe = self.client.pipeline(transaction=False)
             for hour in span:
+                pipe.zmscore(keys.stats_hour_sends(hour), names)
                 pipe.zmscore(keys.stats_hour_verified(hour), names)
                 pipe.zmscore(keys.stats_hour_refused(hour), names)
-            scores = pipe.execute()
-        verified = [0] * len(names)
-        refused = [0] * len(names)
-        for n, column in enumerate(scores):
-            totals = verified if n % 2 == 0 else refused
-            for i, score in enumerate(column):
-                totals[i] += int(score or 0)
+            columns = pipe.execute()
+        totals = {name: [0, 0, 0] for name in names}
+        for n, column in enumerate(columns):
+            for name, score in zip(names, column, strict=True):
+                totals[name][n % 3] += int(score or 0)
+        top = sorted(names, key=lambda name: (-totals[name][0], name))[:limit]
         return [
-            {"block": block, "sends": int(sends), "verified": verified[i], "refused": refused[i]}
-            for i, (block, sends) in enumerate(top)
-        ]
+            {"block": name, "sends": totals[name][0], "verified": totals[name][1],
+             "refused": totals[name][2]}
+            for name in top
+        ]  # fmt: skip

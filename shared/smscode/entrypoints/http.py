@@ -300,6 +300,8 @@ class Api:
 
     def admin_page(self, request: HttpRequest, _: re.Match[str]) -> HttpResponse:
         """GET /admin: the pumping dashboard (its data comes from /admin/stats)."""
+        if request.path.endswith("/"):  # its relative asset URLs need the canonical path
+            return HttpResponse(308, b"", {"Location": "../admin"})
         self._key_id(request)
         return HttpResponse(200, _asset("admin.html"), {
             "Content-Type": "text/html; charset=utf-8",
