@@ -70,6 +70,21 @@ def test_old_sends_slide_out_of_the_window_and_a_block_ends(redis_client: redis.
     assert RedisPumping(redis_client, clock=clock).blocked() == []
 
 
+def test_a_slow_pump_is_caught_as_surely_as_a_fast_one(redis_client: redis.Redis) -> None:
+    # given: one unverified send every 110 s (the test's clock; Redis expires keys by its own)
+    clock = Clock()
+    store = RedisStore(redis_client, clock=clock)
+    phones = block_phones(6)
+    for phone in phones[:5]:
+        assert issue(store, phone) is None
+        clock.ms += 110_000
+    # then: the block's hash outlives the window (600 s), which holds all five: refused
+    assert redis_client.pttl(f"{{smscode}}:pump:{phones[0][:7]}") > 600_000
+    refused = issue(store, phones[5])
+    assert refused is not None
+    assert refused.new_block == (5, 0)
+
+
 def test_verified_codes_keep_a_busy_block_open(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client, clock=Clock())
     for phone in block_phones(30):

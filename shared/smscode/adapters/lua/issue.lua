@@ -33,9 +33,11 @@ local p_block, p_judge = ARGV[pa + 1], ARGV[pa + 2] == '1'
 local p_now = tonumber(ARGV[pa + 8])
 local p_bucket = math.floor(p_now / 1000 / tonumber(ARGV[pa + 5]))
 local function p_refuse(until_ms, new, sends, verified)
-  if redis.call('HINCRBY', p_hour, 'refused', 1) == 1 then redis.call('EXPIRE', p_hour, 90000) end
   redis.call('ZINCRBY', p_hour_refused, 1, p_block)
-  redis.call('EXPIRE', p_hour_refused, 90000)
+  if redis.call('HINCRBY', p_hour, 'refused', 1) == 1 then  -- the hour's first: keep it 25 h
+    redis.call('EXPIRE', p_hour, 90000)
+    redis.call('EXPIRE', p_hour_refused, 90000)
+  end
   return {0, 'fraud_suspected', math.ceil((until_ms - p_now) / 1000), new, sends, verified}
 end
 if p_judge then
@@ -65,11 +67,13 @@ end
 local function p_count()
   if p_judge then
     redis.call('HINCRBY', p_window, 's' .. p_bucket, 1)
-    redis.call('PEXPIRE', p_window, 1000 * tonumber(ARGV[pa + 4]) * (tonumber(ARGV[pa + 6]) + 1))
+    redis.call('PEXPIRE', p_window, 1000 * tonumber(ARGV[pa + 5]) * (tonumber(ARGV[pa + 6]) + 1))
   end
-  if redis.call('HINCRBY', p_hour, 'sends', 1) == 1 then redis.call('EXPIRE', p_hour, 90000) end
   redis.call('ZINCRBY', p_hour_sends, 1, p_block)
-  redis.call('EXPIRE', p_hour_sends, 90000)
+  if redis.call('HINCRBY', p_hour, 'sends', 1) == 1 then
+    redis.call('EXPIRE', p_hour, 90000)
+    redis.call('EXPIRE', p_hour_sends, 90000)
+  end
 end
 -- ---- end pumping (p_count() runs once the send is accepted) ----
 

@@ -27,9 +27,11 @@ if stored[1] == ARGV[1] then
     redis.call('HINCRBY', KEYS[3], 'v' .. bucket, 1)
     redis.call('PEXPIRE', KEYS[3], 1000 * tonumber(ARGV[6]) * (tonumber(ARGV[7]) + 1))
   end
-  if redis.call('HINCRBY', KEYS[4], 'verified', 1) == 1 then redis.call('EXPIRE', KEYS[4], 90000) end
   redis.call('ZINCRBY', KEYS[5], 1, ARGV[4])
-  redis.call('EXPIRE', KEYS[5], 90000)
+  if redis.call('HINCRBY', KEYS[4], 'verified', 1) == 1 then  -- the hour's first: keep it 25 h
+    redis.call('EXPIRE', KEYS[4], 90000)
+    redis.call('EXPIRE', KEYS[5], 90000)
+  end
   -- ---- end pumping ----
   return {'ok', stored[2]}
 end
