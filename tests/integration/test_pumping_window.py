@@ -85,6 +85,16 @@ def test_a_slow_pump_is_caught_as_surely_as_a_fast_one(redis_client: redis.Redis
     assert refused.new_block == (5, 0)
 
 
+def test_sends_sliding_out_one_by_one_leave_the_window(redis_client: redis.Redis) -> None:
+    # given: one unverified send every 150 s: a 600 s window never holds five of them
+    clock = Clock()
+    store = RedisStore(redis_client, clock=clock)
+    for phone in block_phones(12):
+        # then: never refused, as each send's oldest neighbour slides out
+        assert issue(store, phone) is None
+        clock.ms += 150_000
+
+
 def test_verified_codes_keep_a_busy_block_open(redis_client: redis.Redis) -> None:
     store = RedisStore(redis_client, clock=Clock())
     for phone in block_phones(30):

@@ -16,10 +16,10 @@ local pk, pa = #KEYS - 6, #ARGV - 8
 local block = ARGV[pa + 1]
 if ARGV[pa + 2] == '1' then
   local bucket = math.floor(tonumber(ARGV[pa + 8]) / 1000 / tonumber(ARGV[pa + 5]))
-  local sends = KEYS[pk + 1]
-  if redis.call('HINCRBY', sends, 's' .. bucket, -1) <= 0 then
-    redis.call('HDEL', sends, 's' .. bucket)
-  end
+  local window = KEYS[pk + 1]
+  local left = redis.call('HINCRBY', window, 's' .. bucket, -1)
+  if left <= 0 then redis.call('HDEL', window, 's' .. bucket) end
+  if left >= 0 then redis.call('HINCRBY', window, 'S', -1) end  -- it was this bucket's
 end
 if tonumber(redis.call('HGET', KEYS[pk + 4], 'sends') or '0') > 0 then
   redis.call('HINCRBY', KEYS[pk + 4], 'sends', -1)

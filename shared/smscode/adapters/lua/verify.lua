@@ -25,6 +25,7 @@ if stored[1] == ARGV[1] then
   if ARGV[5] == '1' then
     local bucket = math.floor(tonumber(ARGV[8]) / 1000 / tonumber(ARGV[6]))
     redis.call('HINCRBY', KEYS[3], 'v' .. bucket, 1)
+    redis.call('HINCRBY', KEYS[3], 'V', 1)  -- the window's total (see issue.lua)
     redis.call('PEXPIRE', KEYS[3], 1000 * tonumber(ARGV[6]) * (tonumber(ARGV[7]) + 1))
   end
   redis.call('ZINCRBY', KEYS[5], 1, ARGV[4])
