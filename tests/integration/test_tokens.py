@@ -15,6 +15,7 @@ import requests
 from smscode.adapters import keys
 from smscode.adapters.redis_store import RedisStore, connect
 from smscode.domain.policy import Limits
+from smscode.domain.pumping import BlockWatch, PumpingRule
 from smscode_dev.stack import new_signing_key
 from tests.conftest import TOKEN_AUDIENCE, stack_env
 from tests.fakes.ronglian import FakeRonglian
@@ -142,6 +143,7 @@ def test_an_unqueued_send_is_undone_on_its_purposes_code_only(
             "message_id": uuid.uuid4().hex,
             "request_id": uuid.uuid4().hex,
             "purpose": purpose,
+            "pumping": BlockWatch.of(phone, PumpingRule()),
         }
         assert store.issue(**sends[purpose], masked="m", code_hash=purpose, limits=limits) is None
     # when: the sign-up message could not be queued
