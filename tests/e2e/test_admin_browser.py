@@ -5,6 +5,7 @@ The test keeps its screenshot at tests/e2e/screenshots/admin.png (docs/admin.png
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 import time
@@ -44,7 +45,7 @@ def replay_a_day(client: redis.Redis) -> None:
     rng = random.Random(19)
     for hours_ago in range(23, 0, -1):
         clock_ms = now - hours_ago * HOUR_MS
-        store = RedisStore(client, clock=lambda at=clock_ms: at)
+        store = RedisStore(client, clock=functools.partial(int, clock_ms))
         daytime = 12 <= (time.gmtime(clock_ms / 1000).tm_hour + 8) % 24 <= 23
         phones = [
             phone

@@ -17,6 +17,7 @@ from smscode.domain.errors import Unavailable
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sent, Sms
 from smscode.domain.policy import Limits, Rejection
+from smscode.domain.pumping import BlockWatch
 from smscode.service_layer.ports import ClaimResult, FinalState, PublishError, VerifyResult
 
 FINAL = ("sent", "failed", "expired", "skipped")
@@ -56,6 +57,9 @@ class FakeStore:
     clock: Clock = field(default_factory=Clock)
     down: bool = False
     _keys: dict[str, _Entry] = field(default_factory=dict)
+    # pumping, as issue.lua and verify.lua keep it: (time, "s" or "v") per block; blocked until
+    _window: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    _blocked: dict[str, float] = field(default_factory=dict)
 
     # -- a tiny keyspace with TTLs ---------------------------------------------------------
 
@@ -108,12 +112,15 @@ class FakeStore:
         message_id: str,
         request_id: str,
         limits: Limits,
+        pumping: BlockWatch,
         purpose: str = "login",
     ) -> Rejection | None:
         """issue.lua: every cap checked before anything is written; caps count per phone."""
         self._check()
         if self.get(f"resend:{phone}") is not None:
             return Rejection("resend_interval", self._wait(f"resend:{phone}"))
+        if not pumping.exempt and (refused := self._judge(pumping)) is not None:
+            return refused
         for key, reason, _ in self._caps(phone, ip):
             if (self.get(key) or 0) >= getattr(limits, reason):
                 return Rejection(reason, self._wait(key))
@@ -124,6 +131,22 @@ class FakeStore:
         if limits.resend_interval > 0:
             self._set(f"resend:{phone}", message_id, limits.resend_interval)
         self.requests(request_id)["state"] = "queued"
+        if not pumping.exempt:
+            self._window.setdefault(pumping.block, []).append((self.clock(), "s"))
+        return None
+
+    def _judge(self, watch: BlockWatch) -> Rejection | None:
+        """The block's refusal, if blocked or its window converts too little (issue.lua)."""
+        now, rule = self.clock(), watch.rule
+        if self._blocked.get(watch.block, 0) > now:
+            return Rejection("fraud_suspected", math.ceil(self._blocked[watch.block] - now))
+        seen = [
+            kind for at, kind in self._window.get(watch.block, []) if at > now - rule.window_seconds
+        ]
+        sends, verified = seen.count("s"), seen.count("v")
+        if sends >= rule.min_sends and verified < rule.min_conversion * sends:
+            self._blocked[watch.block] = now + rule.block_seconds
+            return Rejection("fraud_suspected", rule.block_seconds, new_block=(sends, verified))
         return None
 
     def _store_code(
@@ -149,13 +172,24 @@ class FakeStore:
         self.requests(request_id)["state"] = "skipped"
 
     def unissue(
-        self, *, phone: str, ip: str, message_id: str, request_id: str, purpose: str = "login"
+        self,
+        *,
+        phone: str,
+        ip: str,
+        message_id: str,
+        request_id: str,
+        pumping: BlockWatch,
+        purpose: str = "login",
     ) -> bool:
         """unissue.lua: only what this message wrote is undone."""
         self._check()
         code = self.get(_code(phone, purpose))
         if code is None or code["mid"] != message_id:
             return False
+        if not pumping.exempt:
+            self._window[pumping.block].remove(next(
+                e for e in reversed(self._window[pumping.block]) if e[1] == "s"
+            ))  # fmt: skip
         del self._keys[_code(phone, purpose)]
         if self.get(f"resend:{phone}") == message_id:
             del self._keys[f"resend:{phone}"]
@@ -172,6 +206,7 @@ class FakeStore:
         candidate_hash: str,
         max_attempts: int,
         daily_failures: int,
+        pumping: BlockWatch,
         purpose: str = "login",
     ) -> VerifyResult:
         """verify.lua: compare, count, consume or burn the code for this purpose."""
@@ -186,6 +221,8 @@ class FakeStore:
             return ("none", None)
         if code["h"] == candidate_hash:
             del self._keys[key]
+            if not pumping.exempt:
+                self._window.setdefault(pumping.block, []).append((self.clock(), "v"))
             return ("ok", code["rid"])
         self._incr(failures, 86400)
         code["n"] += 1
@@ -317,3 +354,6 @@ class FakeMetrics:
 
     def permanent_failure(self, code: str) -> None:
         self.counts["permanent_failure", code] += 1
+
+    def pumping_blocked(self, how: str) -> None:
+        self.counts["pumping_blocked", how] += 1

@@ -135,7 +135,7 @@ def test_an_unqueued_send_is_undone_on_its_purposes_code_only(
     # given: a login code and a sign-up code for one phone
     store = RedisStore(connect(redis_url))
     phone, limits = f"+86{fresh_phone()}", Limits(300, 0, 10, 10, 10, 10)
-    sends = {}
+    sends, watch = {}, BlockWatch.of(phone, PumpingRule())
     for purpose in ("login", "signup"):
         sends[purpose] = {
             "phone": phone,
@@ -143,11 +143,15 @@ def test_an_unqueued_send_is_undone_on_its_purposes_code_only(
             "message_id": uuid.uuid4().hex,
             "request_id": uuid.uuid4().hex,
             "purpose": purpose,
-            "pumping": BlockWatch.of(phone, PumpingRule()),
         }
-        assert store.issue(**sends[purpose], masked="m", code_hash=purpose, limits=limits) is None
+        assert (
+            store.issue(
+                **sends[purpose], masked="m", code_hash=purpose, limits=limits, pumping=watch
+            )
+            is None
+        )
     # when: the sign-up message could not be queued
-    assert store.unissue(**sends["signup"])
+    assert store.unissue(**sends["signup"], pumping=watch)
     # then: its code is gone, the login code is not
     assert not redis_client.exists(keys.code(phone, "signup"))
     assert redis_client.hget(keys.code(phone, "login"), "h") == "login"

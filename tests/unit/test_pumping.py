@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from smscode.domain.errors import InvalidRequest, NotFound
+from smscode.domain.errors import FraudSuspected, InvalidRequest, NotFound
 from smscode.domain.pumping import BlockedBlock, BlockWatch, PumpingRule, block_of
 from smscode.service_layer.pumping import Operator
 from smscode.settings import Settings, SettingsError, load_settings
+from tests.fakes.ports import FakeMetrics
+from tests.unit.conftest import POLICY, World
 
 BASE = {"REDIS_URL": "redis://127.0.0.1:1/0", "CODE_SECRET": "s3cret-code-key-0123456789abcdef"}
 
@@ -86,14 +89,9 @@ class FakeStore:
         return [{"block": "1380013", "sends": 4, "verified": 1, "refused": 2}]
 
 
-class NoMetrics:
-    def __getattr__(self, _: str) -> Any:
-        return lambda *args: None
-
-
 def operator(store: FakeStore) -> Operator:
     rule = PumpingRule(allow=frozenset({"1990000"}))
-    return Operator(rule, store, NoMetrics(), clock=lambda: 10.0)  # type: ignore[arg-type]
+    return Operator(rule, store, FakeMetrics(), clock=lambda: 10.0)
 
 
 def test_the_operator_blocks_real_blocks_only() -> None:
@@ -125,3 +123,25 @@ def test_stats_add_conversion_totals_and_which_top_blocks_are_blocked() -> None:
     ]  # fmt: skip
     assert stats["blocked"][0]["retry_after"] == 60
     assert stats["delivery"] == {"sent": sum(range(24))}
+
+
+def test_the_sender_refuses_a_pumped_block_and_counts_its_automatic_block() -> None:
+    world = World(replace(POLICY, pumping=PumpingRule(min_sends=3)))
+    for phone in ("13800130001", "13800130002", "13800130003"):
+        world.sender.issue(phone, "127.0.0.1")
+    for phone in ("13800130004", "13800130005"):
+        with pytest.raises(FraudSuspected) as refused:
+            world.sender.issue(phone, "127.0.0.1")
+        assert refused.value.retry_after == 3600
+        assert refused.value.body()["error"] == "fraud_suspected"
+    assert len(world.publisher.messages) == 3  # a refused send queues nothing
+    assert world.metrics.counts["pumping_blocked", "auto"] == 1
+    assert world.metrics.counts["send_rejected", "fraud_suspected"] == 2
+
+
+def test_the_sender_keeps_a_verifying_block_open() -> None:
+    world = World(replace(POLICY, pumping=PumpingRule(min_sends=3)))
+    for n in range(10):
+        message = world.queued(f"1380013{n:04d}")
+        world.verifier.verify(f"1380013{n:04d}", world.code_of(message))
+    assert world.metrics.counts["pumping_blocked", "auto"] == 0
