@@ -24,6 +24,9 @@ class DeliveryFigure:
     sms_per_second: float
     delivered: int
     wanted: int
+    from_start: float = 0.0  # SMS/s from the workers' launch to the last SMS
+    cores: float = 0.0  # the workers' CPU seconds per second over that span
+    processes: int = 1
 
 
 class _Collect:
@@ -37,7 +40,7 @@ class _Collect:
 
 
 def _issue(env: dict[str, str], n: int, base: int, publisher: Any | None) -> None:
-    """Issue n codes through the real service (and store), publishing as configured."""
+    """Issue n codes through the real use case (and store), publishing as configured."""
     os.environ.update(env)
     from smscode import bootstrap
     from smscode.adapters.metrics import PrometheusMetrics
@@ -80,23 +83,42 @@ def empty_stores(env: dict[str, str], fake: stack.FakeProvider) -> None:
     fake.reset()
 
 
+def _from_start(fake: stack.FakeProvider, start: float) -> float:
+    """SMS/s from `start` (the worker's launch) to the last SMS the fake accepted."""
+    times = sorted(at for _, at in fake.received())
+    return len(times) / (times[-1] - start) if times and times[-1] > start else 0.0
+
+
 def celery(
     env: dict[str, str], fake: stack.FakeProvider, bases: PhoneBases,
     n: int, processes: int, concurrency: int,
 ) -> DeliveryFigure:  # fmt: skip
-    """n queued sends drained by `processes` x `smscode worker` (thread pool of `concurrency`)."""
+    """n queued sends drained by `processes` x `smscode worker` (`concurrency` threads).
+
+    The rate is counted from the moment the workers are launched (their start-up included)
+    to the last SMS; `cores` is the workers' CPU time over that span.
+    """
     empty_stores(env, fake)
     _issue(env, n, bases.next_base(), None)
     worker_env = {**env, "WORKER_CONCURRENCY": str(concurrency)}
+    start = time.time()
     workers = [stack.celery_worker(worker_env).start() for _ in range(processes)]
+    cpu = 0.0
     try:
         _wait_for(fake, n, timeout=20 + n / 100)
+        for worker in workers:
+            cpu += stack.cpu_seconds(worker)
     finally:
         for worker in workers:
             worker.stop()
     rate, delivered = _steady_rate(fake)
+    from_start = _from_start(fake, start)
+    span = max(at for _, at in fake.received()) - start if delivered else 0.0
     name = f"Celery `smscode worker` x{processes}, WORKER_CONCURRENCY={concurrency}"
-    return DeliveryFigure(name, rate, delivered, n)
+    return DeliveryFigure(
+        name, rate, delivered, n, from_start=from_start, cores=cpu / span if span else 0.0,
+        processes=processes,
+    )  # fmt: skip
 
 
 def _sqs_process(env: dict[str, str], payloads: list[str], invocations: int) -> None:
@@ -141,4 +163,4 @@ def sqs(
         process.join(timeout=60 + n / 50)
     rate, delivered = _steady_rate(fake)
     name = f"SQS handler, batches of 10, {processes} process(es) x {invocations} invocations"
-    return DeliveryFigure(name, rate, delivered, n)
+    return DeliveryFigure(name, rate, delivered, n, processes=processes)

@@ -8,7 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -27,6 +27,10 @@ class HttpFigures:
     same: load.LoadResult
     new_ratios: list[float]
     same_ratios: list[float]
+    verify: load.LoadResult | None = None
+    verify_ratios: list[float] = field(default_factory=list)
+    seed: load.LoadResult | None = None  # the seed's Django view, new phones
+    seed_ratios: list[float] = field(default_factory=list)  # new phones / seed, per repeat
 
 
 def _median(results: list[load.LoadResult]) -> load.LoadResult:
@@ -43,29 +47,56 @@ def _median(results: list[load.LoadResult]) -> load.LoadResult:
     )
 
 
-def measure(env: dict[str, str], bases: PhoneBases, seconds: float, repeats: int) -> HttpFigures:
-    """Hello, new phones and one repeated phone, interleaved so drift hits all three alike."""
-    smscode, hello = stack.smscode_server(env).start(), stack.hello_server(env).start()
+def measure(
+    env: dict[str, str], bases: PhoneBases, seconds: float, repeats: int, *, full: bool = True
+) -> HttpFigures:
+    """Hello, new phones, one repeated phone (and, `full`, verify and the seed's view), interleaved.
+
+    Interleaving puts the same drift on every path of one repeat; the ratios are per repeat.
+    """
+    servers = {"smscode": stack.smscode_server(env), "hello": stack.hello_server(env)}
+    if full:
+        servers["seed"] = stack.seed_server(env)
+    for server in servers.values():
+        server.start()
+    smscode, hello, seed = servers["smscode"], servers["hello"], servers.get("seed")
+    modes = ["hello", "new", "same", *(["verify", "seed"] if full else [])]
+    runs: dict[str, list[load.LoadResult]] = {mode: [] for mode in modes}
+
+    def run(mode: str, length: float) -> load.LoadResult:
+        if mode == "hello":
+            return load.closed_loop(hello.url, "hello", 0, length)
+        if mode == "seed":
+            assert seed is not None
+            return load.closed_loop(seed.url, "new", bases.next_base(), length)
+        return load.closed_loop(smscode.url, mode, bases.next_base(), length)
+
     try:
-        load.closed_loop(hello.url, "hello", 0, 2)  # warm: imports, connections, scripts
-        load.closed_loop(smscode.url, "new", bases.next_base(), 2)
-        runs: dict[str, list[load.LoadResult]] = {"hello": [], "new": [], "same": []}
+        for mode in modes:  # warm: imports, connections, scripts
+            run(mode, 2)
         for _ in range(repeats):
-            runs["hello"].append(load.closed_loop(hello.url, "hello", 0, seconds))
-            runs["new"].append(load.closed_loop(smscode.url, "new", bases.next_base(), seconds))
-            runs["same"].append(load.closed_loop(smscode.url, "same", bases.next_base(), seconds))
+            for mode in modes:
+                runs[mode].append(run(mode, seconds))
     finally:
-        smscode.stop()
-        hello.stop()
-    pairs = list(zip(runs["hello"], runs["new"], runs["same"], strict=True))
+        for server in servers.values():
+            server.stop()
+    hellos = runs["hello"]
+
+    def ratios(mode: str, reference: list[load.LoadResult]) -> list[float]:
+        return [r.rps / h.rps for h, r in zip(reference, runs.get(mode, []), strict=False)]
+
     return HttpFigures(
         workers=int(env["SERVE_WORKERS"]),
         threads=int(env["SERVE_THREADS"]),
-        hello=_median(runs["hello"]),
+        hello=_median(hellos),
         new=_median(runs["new"]),
         same=_median(runs["same"]),
-        new_ratios=[n.rps / h.rps for h, n, _ in pairs],
-        same_ratios=[s.rps / h.rps for h, _, s in pairs],
+        new_ratios=ratios("new", hellos),
+        same_ratios=ratios("same", hellos),
+        verify=_median(runs["verify"]) if full else None,
+        verify_ratios=ratios("verify", hellos),
+        seed=_median(runs["seed"]) if full else None,
+        seed_ratios=ratios("new", runs.get("seed", [])),
     )
 
 

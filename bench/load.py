@@ -64,7 +64,9 @@ def _wrk(url: str, mode: str, base: int, seconds: float, connections: int) -> Lo
 
 
 def _body(mode: str, base: int, worker: int, n: int) -> tuple[str, bytes]:
-    phone = base + worker * 1_000_000 + n if mode == "new" else base
+    phone = base + worker * 1_000_000 + n if mode in ("new", "verify") else base
+    if mode == "verify":
+        return "/codes/verify", json.dumps({"phone": str(phone), "code": "000000"}).encode()
     return ("/" if mode == "hello" else "/codes"), json.dumps({"phone": str(phone)}).encode()
 
 

@@ -1,4 +1,4 @@
-"""The broker publish's CPU cost: Celery's send_task next to one plain LPUSH of the same body."""
+"""The broker publish's CPU cost: Celery's send_task, smscode's direct publish, a plain LPUSH."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from smscode.adapters.publishers.celery import CeleryPublisher
+from smscode.adapters.celery_app import make_app
+from smscode.adapters.publishers.celery import TASK_NAME, CeleryPublisher
+from smscode.adapters.redis_store import RedisStore, connect
 from smscode.domain.messages import DeliveryMessage
+from smscode.service_layer.ports import Staged
 
 
 @dataclass
@@ -20,6 +23,7 @@ class PublishCost:
 
     celery_us: float
     lpush_us: float
+    direct_us: float = 0.0  # CeleryPublisher: the protocol-2 message built and LPUSHed
 
 
 def _message() -> DeliveryMessage:
@@ -47,13 +51,16 @@ def _cpu_us(call: Callable[[], object], n: int) -> float:
 def measure(broker_url: str, n: int = 3000) -> PublishCost:
     """n publishes each way to the broker Redis, which is emptied afterwards."""
     message = _message()
-    publisher = CeleryPublisher(broker_url, 3600)
+    app = make_app(broker_url, 3600)
+    publisher = CeleryPublisher(broker_url, outbox=RedisStore(connect(broker_url)))
     client = redis.Redis.from_url(broker_url)
     body = message.to_json()
+    staged = Staged(message.message_id, body, 60_000)
     try:
         return PublishCost(
-            celery_us=_cpu_us(lambda: publisher.publish(message), n),
+            celery_us=_cpu_us(lambda: app.send_task(TASK_NAME, args=[body]), n),
             lpush_us=_cpu_us(lambda: client.lpush("bench-reference", body), n),
+            direct_us=_cpu_us(lambda: publisher.publish_staged(staged), n),
         )
     finally:
         client.flushdb()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.cold import ColdStart
+from bench.cold import BUDGETS, ColdStart
 from bench.delivery import DeliveryFigure
 from bench.e2e import EndToEnd
 from bench.http_path import HttpFigures, RedisCost
@@ -67,8 +67,37 @@ class Report:
         head = self.http[0]
         new, same = sorted(head.new_ratios), sorted(head.same_ratios)
         mid_new, mid_same = new[len(new) // 2], same[len(same) // 2]
-        self._target("send path vs hello world", f"{mid_new:.2f}x", ">= 0.70x", mid_new >= 0.70)
-        self._target("429 path vs hello world", f"{mid_same:.2f}x", ">= 0.90x", mid_same >= 0.90)
+        self._target(
+            "send path (new phones) vs hello world",
+            f"{mid_new:.2f}x ({_spread(new)}); {head.new.rps:.0f} vs {head.hello.rps:.0f} req/s",
+            ">= 0.70x",
+            mid_new >= 0.70,
+        )
+        if head.seed is not None:
+            seed = sorted(head.seed_ratios)
+            mid_seed = seed[len(seed) // 2]
+            self._target(
+                "send path (new phones) vs the seed's Django view",
+                f"{mid_seed:.2f}x ({_spread(seed)}); {head.new.rps:.0f} vs {head.seed.rps:.0f} "
+                "req/s",
+                ">= 3x",
+                mid_seed >= 3,
+            )
+        self._target(
+            "429 path vs hello world",
+            f"{mid_same:.2f}x ({_spread(same)}); {head.same.rps:.0f} req/s",
+            ">= 0.90x",
+            mid_same >= 0.90,
+        )
+        if head.verify is not None:
+            verify = sorted(head.verify_ratios)
+            mid_verify = verify[len(verify) // 2]
+            self._target(
+                "POST /codes/verify vs hello world",
+                f"{mid_verify:.2f}x ({_spread(verify)}); {head.verify.rps:.0f} req/s",
+                ">= 0.70x",
+                mid_verify >= 0.70,
+            )
         lines = [
             "## (a) POST /codes next to hello world (same server, 50 connections)",
             "",
@@ -86,6 +115,16 @@ class Report:
                 f"| {f.hello.p50_ms:.1f}/{f.hello.p99_ms:.1f} / {f.new.p50_ms:.1f}/"
                 f"{f.new.p99_ms:.1f} / {f.same.p50_ms:.1f}/{f.same.p99_ms:.1f} |"
             )
+        if head.verify is not None and head.seed is not None:
+            lines += [
+                "",
+                f"First row, same runs: `POST /codes/verify` (a new phone each time, one script "
+                f"call) {head.verify.rps:.0f} req/s, ratio {_spread(head.verify_ratios)}, "
+                f"p50/p99 {head.verify.p50_ms:.1f}/{head.verify.p99_ms:.1f} ms; the seed's "
+                f"Django view (new phones, no worker) {head.seed.rps:.0f} req/s, p50/p99 "
+                f"{head.seed.p50_ms:.1f}/{head.seed.p99_ms:.1f} ms, statuses "
+                f"{head.seed.statuses}; smscode new phones / seed {_spread(head.seed_ratios)}.",
+            ]
         lines += [
             "",
             f"The first row ({head.workers} x {head.threads}, the bench default) is the median of "
@@ -138,35 +177,50 @@ class Report:
         if p is None:
             return []
         return [
-            f"CPU per publish in one process: Celery send_task {p.celery_us:.0f} us, one plain "
-            f"LPUSH of the same body {p.lpush_us:.0f} us ({p.celery_us / p.lpush_us:.1f}x).",
+            f"CPU per publish in one process: Celery send_task {p.celery_us:.0f} us, smscode's "
+            f"direct protocol-2 publish {p.direct_us:.0f} us, one plain LPUSH of the same body "
+            f"{p.lpush_us:.0f} us (send_task / direct: {p.celery_us / max(p.direct_us, 1):.1f}x).",
             "",
         ]
 
     def _delivery(self) -> list[str]:
         if not self.delivery:
             return []
-        for prefix, setup in (
-            ("Celery", "Celery worker(s)"),
-            ("SQS", "SQS handler (batches of 10)"),
-        ):
-            figures = [d for d in self.delivery if d.name.startswith(prefix)]
-            if figures:
-                best = max(figures, key=lambda d: d.sms_per_second)
-                self._target(
-                    f"delivery, {setup}, 100 ms provider",
-                    f"{best.sms_per_second:.0f} SMS/s",
-                    ">= 1000 SMS/s",
-                    best.sms_per_second >= 1000,
-                )
+        celery = [d for d in self.delivery if d.name.startswith("Celery")]
+        sqs = [d for d in self.delivery if d.name.startswith("SQS")]
+        if celery:
+            # The target: one worker process (so at most about one core), counted from its launch.
+            single = [d for d in celery if d.processes == 1] or celery
+            best = max(single, key=lambda d: d.from_start)
+            self._target(
+                "delivery, one Celery worker, 100 ms provider, from worker start",
+                f"{best.from_start:.0f} SMS/s at {best.cores:.2f} cores ({best.name})",
+                ">= 1000 SMS/s, <= 1 core",
+                best.from_start >= 1000 and best.cores <= 1.0,
+            )
+        if sqs:
+            best = max(sqs, key=lambda d: d.sms_per_second / d.processes)
+            per_process = best.sms_per_second / best.processes
+            self._target(
+                "delivery, SQS handler (batches of 10), 100 ms provider, per process",
+                f"{per_process:.0f} SMS/s ({best.name})",
+                ">= 1500 SMS/s",
+                per_process >= 1500,
+            )
         lines = [
             f"## (c) Delivery at {self.provider_latency_ms:.0f} ms provider latency",
             "",
-            "| setup | SMS/s (steady, 10th-90th percentile arrivals) | delivered |",
-            "|---|---|---|",
+            "| setup | SMS/s (steady, 10th-90th percentile arrivals) | SMS/s from worker start "
+            "| worker cores | delivered |",
+            "|---|---|---|---|---|",
         ]
         for d in self.delivery:
-            lines.append(f"| {d.name} | {d.sms_per_second:.0f} | {d.delivered}/{d.wanted} |")
+            start = f"{d.from_start:.0f}" if d.from_start else ""
+            cores = f"{d.cores:.2f}" if d.cores else ""
+            lines.append(
+                f"| {d.name} | {d.sms_per_second:.0f} | {start} | {cores} "
+                f"| {d.delivered}/{d.wanted} |"
+            )
         return [*lines, ""]
 
     def _cold(self) -> list[str]:
@@ -175,18 +229,21 @@ class Report:
         lines = [
             "## (d) Cold import of each function module (DELIVERY_BACKEND=sqs)",
             "",
-            "| module | median ms | runs ms | heaviest imports, cumulative ms | "
-            "heaviest, self ms |",
-            "|---|---|---|---|---|",
+            "| module | import, median ms | process above `python -c pass`, median ms | runs ms "
+            "| heaviest imports, cumulative ms | heaviest, self ms |",
+            "|---|---|---|---|---|---|",
         ]
         for c in self.cold:
-            if c.name.startswith("functions/issue_code"):
+            if c.name in BUDGETS:
                 self._target(
-                    "cold import, HTTP function", f"{c.median_ms:.0f} ms", "<= 250 ms",
-                    c.median_ms <= 250,
-                )  # fmt: skip
+                    f"cold import above `python -c pass`, {c.name}",
+                    f"{c.above_bare_ms:.0f} ms (import alone {c.median_ms:.0f} ms)",
+                    f"<= {BUDGETS[c.name]:.0f} ms",
+                    c.above_bare_ms <= BUDGETS[c.name],
+                )
             lines.append(
-                f"| {c.name} | {c.median_ms:.0f} | {', '.join(f'{t:.0f}' for t in c.runs_ms)} "
+                f"| {c.name} | {c.median_ms:.0f} | {c.above_bare_ms:.0f} "
+                f"| {', '.join(f'{t:.0f}' for t in c.runs_ms)} "
                 f"| {_per(dict(c.top_cumulative))} | {_per(dict(c.top_self))} |"
             )
         return [*lines, ""]

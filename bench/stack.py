@@ -65,6 +65,19 @@ class Process:
         self.log.unlink(missing_ok=True)
 
 
+def cpu_seconds(process: Process) -> float:
+    """User + system CPU seconds of a running process and its children so far."""
+    import psutil
+
+    assert process.process is not None
+    root = psutil.Process(process.process.pid)
+    total = 0.0
+    for each in [root, *root.children(recursive=True)]:
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 class HttpServer(Process):
     """An HTTP server on a free port, ready once GET /healthz (or /) answers."""
 
@@ -101,6 +114,20 @@ def hello_server(env: Mapping[str, str]) -> HttpServer:
     ]  # fmt: skip
     workers = {"WORKERS": env["SERVE_WORKERS"], "THREADS": env["SERVE_THREADS"]}
     return HttpServer(argv, {**env, **workers}, "hello", port)
+
+
+def seed_server(env: Mapping[str, str]) -> HttpServer:
+    """The seed's Django view (`bench/seed/app.py`) under gunicorn, same workers and threads.
+
+    gthread workers, as functions-framework runs gunicorn when it has threads.
+    """
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gunicorn", "--workers", env["SERVE_WORKERS"],
+        "--threads", env["SERVE_THREADS"], "--worker-class", "gthread", "--timeout", "0",
+        "--bind", f"127.0.0.1:{port}", "--log-level", "error", "bench.seed.app:application",
+    ]  # fmt: skip
+    return HttpServer(argv, env, "seed", port)
 
 
 def celery_worker(env: Mapping[str, str]) -> Process:

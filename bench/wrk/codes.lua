@@ -1,5 +1,6 @@
--- wrk script: POST /codes with a new phone per request, one phone repeated, or hello world.
--- args: mode ("new" | "same" | "hello"), base (an 11-digit 139 number)
+-- wrk script: POST /codes with a new phone per request, one phone repeated, or hello world;
+-- or POST /codes/verify with a new phone per request ("verify": a wrong guess, one script call).
+-- args: mode ("new" | "same" | "hello" | "verify"), base (an 11-digit 139 number)
 -- "new" gives each wrk thread its own block of a million numbers above `base`, so no phone
 -- repeats within a run; the caller moves `base` between runs. done() prints one JSON line.
 local threads = {}
@@ -19,12 +20,16 @@ end
 
 function request()
   local phone = base
-  if mode == "new" then
+  if mode == "new" or mode == "verify" then
     counter = counter + 1
     phone = base + id * 1000000 + counter
   end
   local path = "/codes"
   if mode == "hello" then path = "/" end
+  if mode == "verify" then
+    return wrk.format("POST", "/codes/verify", nil,
+      string.format('{"phone":"%.0f","code":"000000"}', phone))
+  end
   return wrk.format("POST", path, nil, string.format('{"phone":"%.0f"}', phone))
 end
 

@@ -93,10 +93,11 @@ def _celery(settings: Settings) -> Publisher:
 
     return CeleryPublisher(
         settings.broker_url,
-        settings.celery_visibility_timeout_seconds,
         settings.celery_queue,
         outbox=store(),
         recheck_seconds=settings.delivery_recheck_seconds,
+        # the broker is the code store itself: issue.lua queues each message as it accepts it
+        same_redis=settings.broker_url == settings.redis_url,
     )
 
 

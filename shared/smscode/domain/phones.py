@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -15,6 +16,7 @@ from smscode.domain.errors import InvalidPhone
 _ALLOWED = re.compile(r"^\+?[0-9][0-9 ()\-.]{3,30}$")
 
 
+@lru_cache(maxsize=4096)  # a phone asking again (a resend, a 429, a verify) is parsed once
 def normalize(raw: str) -> str:
     """Return the E.164 form (`+8613800138000`) of a mainland-China mobile number.
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sms
@@ -17,6 +18,22 @@ VerifyOutcome = Literal["ok", "locked", "none", "invalid", "burned"]
 VerifyResult = tuple[VerifyOutcome, Any]
 CheckOutcome = Literal["ok", "invalid", "max", "locked", "none"]
 Clock = Callable[[], float]  # seconds since the epoch, like time.time
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A message made ready before the send decision, to be written in the same round trip.
+
+    The store keeps `payload` in its outbox (due again after `recheck_ms`) in the script that
+    accepts the send; with a `queue_key` it also pushes `envelope` onto that list, so a send
+    on a broker sharing the store's Redis is queued with no second round trip.
+    """
+
+    message_id: str
+    payload: str
+    recheck_ms: int
+    queue_key: str | None = None
+    envelope: str | None = None
 
 
 class CodeStore(Protocol):
@@ -163,6 +180,41 @@ class Publisher(Protocol):
 
     def publish(self, message: DeliveryMessage) -> None:
         """Queue the message or raise PublishError."""
+        ...
+
+
+@runtime_checkable
+class StagingStore(Protocol):
+    """A store whose send decision also writes a staged message, in the same atomic step."""
+
+    def issue_staged(
+        self,
+        staged: Staged,
+        *,
+        phone: str,
+        masked: str,
+        ip: str,
+        code_hash: str,
+        message_id: str,
+        request_id: str,
+        limits: Limits,
+        pumping: BlockWatch,
+        purpose: str = "login",
+    ) -> Rejection | None:
+        """`CodeStore.issue`, writing `staged` (see `Staged`) when the send is accepted."""
+        ...
+
+
+@runtime_checkable
+class StagingPublisher(Publisher, Protocol):
+    """A publisher whose message rides in the store's send decision (see `Staged`)."""
+
+    def stage(self, message: DeliveryMessage) -> Staged:
+        """The message ready for the store's script."""
+        ...
+
+    def publish_staged(self, staged: Staged) -> None:
+        """Queue what the script did not already queue, or raise PublishError."""
         ...
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from smscode.domain import codes, phones, purposes
 from smscode.domain.errors import FraudSuspected, NotFound, RateLimited, Unavailable
@@ -14,7 +15,17 @@ from smscode.domain.messages import DeliveryMessage
 from smscode.domain.policy import Policy, Rejection
 from smscode.domain.pumping import BlockWatch
 from smscode.domain.sealing import Sealer
-from smscode.service_layer.ports import Clock, CodeStore, Metrics, Publisher, PublishError
+from smscode.service_layer.ports import (
+    Clock,
+    CodeStore,
+    Metrics,
+    Publisher,
+    PublishError,
+    Staged,
+    StagingPublisher,
+    StagingStore,
+)
+from smscode.service_layer.refusals import Refusals
 
 log = logging.getLogger("smscode.service")
 
@@ -57,6 +68,11 @@ class Sender:
         self._secret = secret
         self._metrics = metrics
         self._clock = clock
+        self._refusals = Refusals(clock=clock)
+        # A staging publisher's message is written by the store's send decision itself.
+        self._staging: tuple[StagingPublisher, StagingStore] | None = None
+        if isinstance(publisher, StagingPublisher) and isinstance(store, StagingStore):
+            self._staging = (publisher, store)
         if policy.test_phones:  # said at every start: fixed codes must never ship unnoticed
             log.warning("TEST_PHONES active: %d phones get fixed codes", len(policy.test_phones))
 
@@ -74,35 +90,34 @@ class Sender:
         if phone in policy.test_phones:
             return self._issue_test_phone(phone, policy.test_phones[phone], purpose)
         phones.require_allowed(phone, policy.allowed_prefixes)
-        code = codes.generate_code(policy.code_length)
-        message_id, request_id = uuid.uuid4().hex, uuid.uuid4().hex
         watch = BlockWatch.of(phone, policy.pumping)
-        rejection = self._store.issue(
-            phone=phone,
-            ip=client_ip,
-            message_id=message_id,
-            pumping=watch,
-            purpose=purpose,
-            masked=phones.mask(phone),
-            code_hash=codes.hash_code(self._secret, phone, code),
-            request_id=request_id,
-            limits=policy.limits,
-        )
+        known = self._refusals.check(phone)
+        if known is not None:  # refused moments ago and still so: no Redis round trip
+            self._refuse(known, phone, watch)
+        code = codes.generate_code(policy.code_length)
+        message_id, request_id = secrets.token_hex(16), secrets.token_hex(16)
+        message = self._message(phone, code, message_id, request_id, purpose)
+        send = {
+            "phone": phone, "ip": client_ip, "message_id": message_id, "purpose": purpose,
+            "masked": phones.mask(phone), "code_hash": codes.hash_code(self._secret, phone, code),
+            "request_id": request_id,
+        }  # fmt: skip
+        staged: Staged | None = None
+        if self._staging is not None:
+            staged = self._staging[0].stage(message)
+            rejection = self._staging[1].issue_staged(
+                staged, **send, limits=policy.limits, pumping=watch
+            )
+        else:
+            rejection = self._store.issue(**send, limits=policy.limits, pumping=watch)
         if rejection is not None:
+            self._refusals.remember(phone, rejection)
             self._refuse(rejection, phone, watch)
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        message = DeliveryMessage(
-            message_id=message_id,
-            request_id=request_id,
-            phone=phone,
-            sealed_code=self._sealer.seal(code, message_id),
-            minutes=policy.minutes,
-            created_at=now,
-            expires_at=now + timedelta(seconds=policy.code_ttl),
-            purpose=purpose,
-        )
         try:
-            self._publisher.publish(message)
+            if self._staging is not None and staged is not None:
+                self._staging[0].publish_staged(staged)
+            else:
+                self._publisher.publish(message)
         except PublishError as error:
             # No code may stay issued that can never be delivered: give the phone its slot back.
             self._store.unissue(
@@ -122,7 +137,22 @@ class Sender:
         log.info("code issued", extra=extra)
         return self._issued(request_id)
 
-    def _refuse(self, rejection: Rejection, phone: str, watch: BlockWatch) -> None:
+    def _message(
+        self, phone: str, code: str, message_id: str, request_id: str, purpose: str
+    ) -> DeliveryMessage:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return DeliveryMessage(
+            message_id=message_id,
+            request_id=request_id,
+            phone=phone,
+            sealed_code=self._sealer.seal(code, message_id),
+            minutes=self._policy.minutes,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self._policy.code_ttl),
+            purpose=purpose,
+        )
+
+    def _refuse(self, rejection: Rejection, phone: str, watch: BlockWatch) -> NoReturn:
         """Count, log and raise a refusal; a block the rule just blocked is logged as a warning."""
         self._metrics.send_rejected(rejection.reason)
         extra = {"phone": phones.mask(phone), "outcome": rejection.reason}
@@ -141,12 +171,12 @@ class Sender:
 
     def _issue_test_phone(self, phone: str, code: str, purpose: str) -> Issued:
         """A TEST_PHONES send: the fixed code stored in one script, no cap counted, no SMS."""
-        request_id = uuid.uuid4().hex
+        request_id = secrets.token_hex(16)
         self._store.issue_test_phone(
             phone=phone,
             masked=phones.mask(phone),
             code_hash=codes.hash_code(self._secret, phone, code),
-            message_id=uuid.uuid4().hex,
+            message_id=secrets.token_hex(16),
             request_id=request_id,
             ttl=self._policy.code_ttl,
             purpose=purpose,

@@ -5,6 +5,9 @@
 -- ARGV[1] code hmac  ARGV[2] message id  ARGV[3] request id  ARGV[4] code ttl (s)
 -- ARGV[5] resend interval (s)  ARGV[6] phone daily limit  ARGV[7] ip hourly limit
 -- ARGV[8] prefix hourly limit  ARGV[9] global minute limit  ARGV[10] masked phone  ARGV[11] now (ms)
+-- (speed) KEYS[8] outbox index  KEYS[9] outbox messages  KEYS[10] broker queue list (only
+-- when ARGV[14] is set)  ARGV[12] outbox payload ('' = none)  ARGV[13] outbox due (ms)
+-- ARGV[14] Celery envelope to LPUSH onto KEYS[10] ('' = none); see the block marked "speed".
 -- Returns {1} when accepted, else {0, reason, retry_after_seconds}.
 -- Pumping (issue 19): the LAST 6 KEYS and LAST 8 ARGV, addressed from the end so other
 -- additions may come before them; see the block marked "pumping" below.
@@ -122,5 +125,15 @@ redis.call('EXPIRE', KEYS[1], ttl)
 if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5]) end
 redis.call('HSET', KEYS[7], 'state', 'queued', 'phone', ARGV[10], 'mid', ARGV[2], 'updated', ARGV[11])
 redis.call('EXPIRE', KEYS[7], ttl)
+
+-- ---- speed: the accepted send's message, in the same step ----
+-- Kept in the outbox until a worker records a final state, and, when the broker is this
+-- Redis, already queued for the worker: an accepted send is one round trip.
+if ARGV[12] ~= '' then
+  redis.call('HSET', KEYS[9], ARGV[2], ARGV[12])
+  redis.call('ZADD', KEYS[8], ARGV[13], ARGV[2])
+  if ARGV[14] ~= '' then redis.call('LPUSH', KEYS[10], ARGV[14]) end
+end
+-- ---- end speed ----
 p_count()
 return {1}

@@ -1,0 +1,83 @@
+"""Celery's task message (protocol 2), built by hand so a publish needs no Celery app or Task.
+
+A stock Celery worker consumes these exactly as if `send_task` had sent them; the fields
+and the Redis envelope are what Celery 5 / kombu 5 write (celery/app/amqp.py `as_task_v2`,
+kombu/transport/virtual/base.py), checked against a real worker in
+tests/integration/test_celery_wire.py. Fields a worker needs and loses the message without
+(the envelope's `delivery_tag` and `delivery_info`, a three-item body) are always set.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+# [args, kwargs, embed]: a worker that gets anything but three items exits (poison message).
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_ORIGIN = f"smscode@{socket.gethostname()}:{os.getpid()}"
+_COMPACT = (",", ":")
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    """One task message: its id, headers and JSON body, ready for any transport."""
+
+    task_id: str
+    headers: dict[str, Any]
+    body: bytes
+
+
+def task_message(task_name: str, args: list[str], task_id: str | None = None) -> TaskMessage:
+    """The protocol-2 message for `task_name(*args)`, without retries, ETA or expiry.
+
+    `argsrepr` is left empty: args may hold a payload a worker's log line need not repeat.
+    """
+    task_id = task_id or str(uuid.uuid4())
+    headers: dict[str, Any] = {
+        "lang": "py", "task": task_name, "id": task_id, "shadow": None, "eta": None,
+        "expires": None, "group": None, "group_index": None, "retries": 0,
+        "timelimit": [None, None], "root_id": task_id, "parent_id": None,
+        "argsrepr": "", "kwargsrepr": "{}", "origin": _ORIGIN, "ignore_result": True,
+        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+    }  # fmt: skip
+    body = json.dumps([args, {}, _EMBED], separators=_COMPACT).encode()
+    return TaskMessage(task_id, headers, body)
+
+
+def redis_envelope(message: TaskMessage, queue: str) -> str:
+    """What kombu's Redis transport LPUSHes onto the queue's list for this message.
+
+    `delivery_tag` is new for every envelope: the worker keys its unacked bookkeeping on it,
+    so two envelopes sharing one would lose one of them to a crash.
+    """
+    return json.dumps(
+        {
+            "body": base64.b64encode(message.body).decode("ascii"),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": message.headers,
+            "properties": {
+                "correlation_id": message.task_id,
+                "reply_to": "",
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        },
+        separators=_COMPACT,
+    )
+
+
+def redis_queue_key(queue: str) -> str:
+    """The list a Redis broker keeps a queue's priority-0 messages in: the queue's own name.
+
+    (kombu suffixes other priorities; smscode publishes at 0 and sets no global key prefix.)
+    """
+    return queue
