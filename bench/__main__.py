@@ -35,21 +35,44 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of the headline setting")
     parser.add_argument("--sends", type=int, default=3000, help="messages per delivery run")
     parser.add_argument(
+        "--grid",
+        default="2x16,4x8,1x8",
+        help="section t: the workers x threads settings tried besides SERVE_WORKERS x THREADS",
+    )
+    parser.add_argument(
+        "--serve",
+        default="2x8",
+        help="the headline server setting, workers x threads (SERVE_WORKERS, SERVE_THREADS)",
+    )
+    parser.add_argument(
+        "--broker",
+        choices=("same", "separate"),
+        default="same",
+        help="the Celery broker: the code store's Redis (the default deployment) or its own",
+    )
+    parser.add_argument(
         "--only", default="atbcde", help="sections to run, e.g. 'ad' (t: serve tuning combos)"
     )
     args = parser.parse_args()
     report = Report(machine=_machine(), tool=load.tool(), started=datetime.now(UTC))
+    report.broker = args.broker
     bases = PhoneBases()
     begun = time.monotonic()
-    # Two servers: the broker's publishes must not mix into the code store's command counts.
-    with EmbeddedRedis() as codes, EmbeddedRedis() as broker:
+    # By default the broker is the code store (CELERY_BROKER_URL unset in a deployment): the
+    # send's enqueue rides in issue.lua. `--broker separate` measures a broker of its own.
+    with EmbeddedRedis() as codes, EmbeddedRedis() as other:
         fake = stack.FakeProvider(latency=0.0)
-        env = stack.base_env(codes.url, broker.url, fake.base_url)
+        broker = codes.url if args.broker == "same" else other.url
+        workers, threads = args.serve.split("x")
+        env = stack.base_env(
+            codes.url, broker, fake.base_url, SERVE_WORKERS=workers, SERVE_THREADS=threads
+        )
         try:
             if "a" in args.only:
                 report.http.append(http_path.measure(env, bases, args.seconds, args.repeats))
             if "t" in args.only:
-                for workers, threads in ((2, 16), (4, 8), (1, 8)):
+                for setting in args.grid.split(","):
+                    workers, threads = setting.split("x")
                     tuned = {**env, "SERVE_WORKERS": str(workers), "SERVE_THREADS": str(threads)}
                     report.http.append(http_path.measure(tuned, bases, args.seconds, 1, full=False))
             if "b" in args.only:

@@ -10,11 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from smscode.adapters.celery_app import make_app
-from smscode.adapters.publishers.celery import TASK_NAME, CeleryPublisher
-from smscode.adapters.redis_store import RedisStore, connect
 from smscode.domain.messages import DeliveryMessage
-from smscode.service_layer.ports import Staged
 
 
 @dataclass
@@ -50,6 +46,11 @@ def _cpu_us(call: Callable[[], object], n: int) -> float:
 
 def measure(broker_url: str, n: int = 3000) -> PublishCost:
     """n publishes each way to the broker Redis, which is emptied afterwards."""
+    from smscode.adapters.celery_app import make_app
+    from smscode.adapters.publishers.celery import TASK_NAME, CeleryPublisher
+    from smscode.adapters.redis_store import RedisStore, connect
+    from smscode.service_layer.ports import Staged
+
     message = _message()
     app = make_app(broker_url, 3600)
     publisher = CeleryPublisher(broker_url, outbox=RedisStore(connect(broker_url)))

@@ -41,6 +41,7 @@ class Report:
     cold: list[ColdStart] = field(default_factory=list)
     e2e: EndToEnd | None = None
     elapsed: float = 0.0
+    broker: str = "same"  # the Celery broker: the code store's Redis, or a separate one
     provider_latency_ms: float = 100.0
     targets: list[str] = field(default_factory=list)
 
@@ -53,7 +54,8 @@ class Report:
         lines = [
             f"# smscode bench, {self.started:%Y-%m-%d %H:%M} UTC",
             "",
-            f"Machine: {self.machine}. Load generator: {self.tool}. Took {self.elapsed:.0f} s.",
+            f"Machine: {self.machine}. Load generator: {self.tool}. Celery broker: {self.broker} "
+            f"Redis as the code store. Took {self.elapsed:.0f} s.",
             "",
         ]
         lines += self._http() + self._redis() + self._delivery() + self._cold() + self._e2e()

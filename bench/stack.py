@@ -232,7 +232,9 @@ def base_env(redis_url: str, broker_url: str, fake_url: str, **overrides: str) -
         "SERVE_THREADS": "8",
         "WORKER_CONCURRENCY": "64",
         "LOG_LEVEL": "INFO",
-        "PYTHONPATH": str(ROOT),
+        # A PYTHONPATH given to the bench goes first: `PYTHONPATH=<old tree>/shared` measures
+        # that tree's code with this harness (the before/after tables in bench/README.md).
+        "PYTHONPATH": os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), str(ROOT)))),
     }
     env.update(overrides)
     return env
