@@ -65,4 +65,5 @@ test: $(STAMP) $(CHROMIUM) check
 bench: $(STAMP)
 	@command -v wrk >/dev/null || $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y wrk' || echo "bench: wrk not installed; using the Python load generator"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m bench

@@ -9,7 +9,7 @@ import subprocess
 import time
 from datetime import UTC, datetime
 
-from bench import cold, delivery, e2e, http_path, load, publish, stack
+from bench import cold, cpu, delivery, e2e, http_path, load, publish, stack
 from bench.phones import PhoneBases
 from bench.report import Report
 from smscode_dev.embedded import EmbeddedRedis
@@ -51,7 +51,9 @@ def main() -> None:
         help="the Celery broker: the code store's Redis (the default deployment) or its own",
     )
     parser.add_argument(
-        "--only", default="atbcde", help="sections to run, e.g. 'ad' (t: serve tuning combos)"
+        "--only",
+        default="patbcde",
+        help="sections to run, e.g. 'ad' (p: CPU per call in-process, t: serve tuning combos)",
     )
     args = parser.parse_args()
     report = Report(machine=_machine(), tool=load.tool(), started=datetime.now(UTC))
@@ -68,6 +70,8 @@ def main() -> None:
             codes.url, broker, fake.base_url, SERVE_WORKERS=workers, SERVE_THREADS=threads
         )
         try:
+            if "p" in args.only:
+                report.cpu = cpu.measure(env, bases.next_base())
             if "a" in args.only:
                 report.http.append(http_path.measure(env, bases, args.seconds, args.repeats))
             if "t" in args.only:

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.cold import BUDGETS, ColdStart
+from bench.cpu import CpuCost
 from bench.delivery import DeliveryFigure
 from bench.e2e import EndToEnd
 from bench.http_path import HttpFigures, RedisCost
@@ -35,6 +36,7 @@ class Report:
     tool: str
     started: datetime
     http: list[HttpFigures] = field(default_factory=list)
+    cpu: CpuCost | None = None
     redis: RedisCost | None = None
     publish: PublishCost | None = None
     delivery: list[DeliveryFigure] = field(default_factory=list)
@@ -58,10 +60,37 @@ class Report:
             f"Redis as the code store. Took {self.elapsed:.0f} s.",
             "",
         ]
-        lines += self._http() + self._redis() + self._delivery() + self._cold() + self._e2e()
+        lines += (
+            self._cpu()
+            + self._http()
+            + self._redis()
+            + self._delivery()
+            + self._cold()
+            + self._e2e()
+        )
         # The sections fill self.targets as they render, so the table is put in afterwards.
         table = ["## Targets", "", "| target | measured | goal | verdict |", "|---|---|---|---|"]
         return "\n".join(lines[:4] + table + self.targets + [""] + lines[4:])
+
+    def _cpu(self) -> list[str]:
+        c = self.cpu
+        if c is None:
+            return []
+        lines = [
+            "## (p) CPU per call in one process (the API without its HTTP server)",
+            "",
+            "| call | CPU us |",
+            "|---|---|",
+            *(f"| {name} | {us:.0f} |" for name, us in c.per_call_us.items()),
+            "",
+            "Top of the profile, `POST /codes` with new phones (cProfile on CPU time, cumulative):",
+            "",
+            "```",
+            *c.profile,
+            "```",
+            "",
+        ]
+        return lines
 
     def _http(self) -> list[str]:
         if not self.http:
@@ -142,18 +171,20 @@ class Report:
         r = self.redis
         if r is None:
             return []
-        # The decision is the script call; anything else on an accepted send belongs to the
-        # publish (the Celery publisher's outbox transaction lives in the code store).
-        decision_ok = (
-            r.accepted_commands.get("EVALSHA", 0) == 1
-            and r.rejected_commands.get("EVALSHA", 0) == 1
-            and r.rejected_round_trips == 1
+        # The decision is one script call; with the broker on the code store's Redis that same
+        # call queues the message (one round trip in all); a refusal remembered by the
+        # process needs none.
+        same = r.broker_per_accepted == {}
+        accepted_ok = r.accepted_commands.get("EVALSHA", 0) == 1 and (
+            r.accepted_round_trips == 1 or not same
         )
+        decision_ok = accepted_ok and r.rejected_round_trips <= 1
         self._target(
-            "Redis round trips for the decision (code store)",
-            f"1 EVALSHA each way; accepted send {r.accepted_round_trips:g} round trips in all, "
-            f"rejected {r.rejected_round_trips:g}",
-            "1 script call + the publish",
+            "Redis round trips per send (code store)",
+            f"accepted {r.accepted_round_trips:g} ({_per(r.accepted_commands)}), "
+            f"refused {r.rejected_round_trips:g}",
+            "1 script call per accepted send, enqueue included when the broker is the same "
+            "Redis; <= 1 per refusal",
             decision_ok,
         )
         return [
@@ -231,7 +262,8 @@ class Report:
         lines = [
             "## (d) Cold import of each function module (DELIVERY_BACKEND=sqs)",
             "",
-            "| module | import, median ms | process above `python -c pass`, median ms | runs ms "
+            "| module | import, median ms | process above `python -c pass`, median (least) ms "
+            "| runs ms "
             "| heaviest imports, cumulative ms | heaviest, self ms |",
             "|---|---|---|---|---|---|",
         ]
@@ -239,12 +271,14 @@ class Report:
             if c.name in BUDGETS:
                 self._target(
                     f"cold import above `python -c pass`, {c.name}",
-                    f"{c.above_bare_ms:.0f} ms (import alone {c.median_ms:.0f} ms)",
+                    f"{c.above_bare_ms:.0f} ms median, {c.above_bare_min_ms:.0f} least "
+                    f"(import alone {c.median_ms:.0f} ms)",
                     f"<= {BUDGETS[c.name]:.0f} ms",
                     c.above_bare_ms <= BUDGETS[c.name],
                 )
             lines.append(
-                f"| {c.name} | {c.median_ms:.0f} | {c.above_bare_ms:.0f} "
+                f"| {c.name} | {c.median_ms:.0f} "
+                f"| {c.above_bare_ms:.0f} ({c.above_bare_min_ms:.0f}) "
                 f"| {', '.join(f'{t:.0f}' for t in c.runs_ms)} "
                 f"| {_per(dict(c.top_cumulative))} | {_per(dict(c.top_self))} |"
             )

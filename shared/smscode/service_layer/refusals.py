@@ -4,9 +4,9 @@ Only refusals keyed on the phone itself are kept (the resend interval and the ph
 cap): those lift only when their Redis key expires, and the store said when that is. A phone
 refused by a shared cap (IP, prefix, global) is not kept: another client may still send to it.
 
-The one way Redis lifts a phone's refusal early is `unissue`, after a publish failure in
-some process; a process that remembered the refusal then answers 429 for at most the
-`retry_after` it was given, which is the wait the refused client was told anyway.
+Redis lifts a phone's refusal early only through `unissue` (a publish failure in some
+process) or by losing its data; a process that remembered the refusal then answers 429 for
+at most the `retry_after` it was given, the wait the refused client was told anyway.
 """
 
 from __future__ import annotations
