@@ -49,7 +49,7 @@ def send_message(mobile: str, code: str) -> None:
     """The seed's task (its body never runs here: no worker)."""
 
 
-class SMSCodeView(View):
+class SMSCodeView(View):  # type: ignore[misc]  # Django ships no types
     """The seed's view, its steps unchanged; the phone comes from the body as in /codes."""
 
     def post(self, request: HttpRequest) -> JsonResponse:

@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 
 from smscode.adapters import keys
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, fresh_phone
-from tests.integration.test_faults_common import FAST, post, started
+from tests.helpers import Server, Worker, fresh_phone, started
+from tests.integration.test_faults_common import FAST, post
 from tests.integration.test_faults_worker_kill import RABBITMQ, rabbitmq_reachable
 
 

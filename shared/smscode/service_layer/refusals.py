@@ -24,12 +24,16 @@ PHONE_REASONS = frozenset({"resend_interval", "phone_daily"})
 
 
 class Refusals:
-    """Phone -> (reason, monotonic deadline), bounded; safe to share between threads."""
+    """Phone -> (reason, deadline, longest wait), bounded; safe to share between threads.
 
-    def __init__(self, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    `clock` is the use case's (seconds, like time.time); a wait never exceeds the one the
+    store gave, even if that clock steps back.
+    """
+
+    def __init__(self, size: int = 10_000, clock: Callable[[], float] = time.time) -> None:
         self._size = size
         self._clock = clock
-        self._until: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._until: OrderedDict[str, tuple[str, float, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, phone: str, rejection: Rejection) -> None:
@@ -40,9 +44,9 @@ class Refusals:
         """
         if rejection.reason not in PHONE_REASONS or rejection.retry_after <= 1:
             return
-        deadline = self._clock() + rejection.retry_after - 1
+        longest = rejection.retry_after - 1
         with self._lock:
-            self._until[phone] = (rejection.reason, deadline)
+            self._until[phone] = (rejection.reason, self._clock() + longest, longest)
             self._until.move_to_end(phone)
             while len(self._until) > self._size:
                 self._until.popitem(last=False)
@@ -52,8 +56,8 @@ class Refusals:
         entry = self._until.get(phone)
         if entry is None:
             return None
-        reason, deadline = entry
-        left = deadline - self._clock()
+        reason, deadline, longest = entry
+        left = min(deadline - self._clock(), longest)
         if left <= 0:
             with self._lock:
                 if self._until.get(phone) == entry:
