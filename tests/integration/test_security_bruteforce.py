@@ -16,11 +16,13 @@ GUESSES = 10_000
 PER_CODE = 5  # MAX_VERIFY_ATTEMPTS default
 DAILY_FAILURES = 20  # VERIFY_FAILURES_DAILY_LIMIT default
 LOCKED = "Too many wrong codes for this phone today; try again tomorrow."
-# No resend interval and no practical daily send cap: only the verify caps stand.
+# No resend interval, no practical daily send cap and no pumping rule (hundreds of unverified
+# sends to one number block is exactly what it refuses): only the verify caps stand.
 SERVER_ENV = {
     "DELIVERY_BACKEND": "inline",
     "RESEND_INTERVAL_SECONDS": "0",
     "PHONE_DAILY_LIMIT": "100000",
+    "PUMPING_MIN_CONVERSION": "0",
 }
 
 
