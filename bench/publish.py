@@ -48,7 +48,8 @@ def measure(broker_url: str, n: int = 3000) -> PublishCost:
     """n publishes each way to the broker Redis, which is emptied afterwards."""
     from smscode.adapters.celery_app import make_app
     from smscode.adapters.publishers.celery import TASK_NAME, CeleryPublisher
-    from smscode.adapters.redis_store import RedisStore, connect
+    from smscode.adapters.redis_client import connect
+    from smscode.adapters.redis_store import RedisStore
     from smscode.service_layer.ports import Staged
 
     message = _message()

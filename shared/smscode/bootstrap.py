@@ -9,8 +9,9 @@ from typing import Any
 from smscode.adapters import logs
 from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
 from smscode.adapters.redis_circuits import RedisCircuits
+from smscode.adapters.redis_client import connect
 from smscode.adapters.redis_pumping import RedisPumping
-from smscode.adapters.redis_store import RedisStore, connect
+from smscode.adapters.redis_store import RedisStore
 from smscode.adapters.verification_store import RedisVerificationStore
 from smscode.domain import signing_keys
 from smscode.domain.policy import Limits, Policy

@@ -13,7 +13,7 @@ import requests
 from redis.cluster import RedisCluster
 
 from smscode.adapters import keys
-from smscode.adapters.redis_store import connect
+from smscode.adapters.redis_client import connect
 from smscode_dev.embedded import EmbeddedRedis, free_port, server_binary
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian

@@ -14,7 +14,8 @@ import redis
 from smscode.adapters import keys
 from smscode.adapters.metrics import PrometheusMetrics
 from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
-from smscode.adapters.redis_store import RedisStore, connect
+from smscode.adapters.redis_client import connect
+from smscode.adapters.redis_store import RedisStore
 from smscode.bootstrap import policy
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Outcome

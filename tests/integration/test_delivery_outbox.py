@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis
 
 from smscode.adapters import keys
-from smscode.adapters.redis_store import RedisStore, connect
+from smscode.adapters.redis_client import connect
+from smscode.adapters.redis_store import RedisStore
 
 RECHECK = 5_000
 

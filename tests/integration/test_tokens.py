@@ -13,7 +13,8 @@ import redis
 import requests
 
 from smscode.adapters import keys
-from smscode.adapters.redis_store import RedisStore, connect
+from smscode.adapters.redis_client import connect
+from smscode.adapters.redis_store import RedisStore
 from smscode.domain.policy import Limits
 from smscode.domain.pumping import BlockWatch, PumpingRule
 from smscode_dev.stack import new_signing_key

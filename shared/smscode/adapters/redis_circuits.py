@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal, cast
 
 from smscode.adapters import keys
-from smscode.adapters.redis_store import Client, _load, _redis_errors
+from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
 from smscode.service_layer.ports import Change, CircuitState
 
 
@@ -29,27 +28,27 @@ class RedisCircuits:
         self._cooldown_ms = int(cooldown_seconds * 1000)
         self._probe_ms = int(probe_seconds * 1000)
         self._pin_ttl = pin_ttl_seconds
-        self._allow = _load(client, "circuit_allow")
-        self._record = _load(client, "circuit_record")
-        self._pin = _load(client, "pin")
+        self._allow = load_script(client, "circuit_allow")
+        self._record = load_script(client, "circuit_record")
+        self._pin = load_script(client, "pin")
 
     def allow(self, provider: str) -> tuple[bool, Change]:
         """Whether a call may go to the provider now (a half-open circuit lets one probe)."""
-        args = [_now_ms(), self._cooldown_ms, self._probe_ms]
-        with _redis_errors():
+        args = [now_ms(), self._cooldown_ms, self._probe_ms]
+        with redis_errors():
             allowed, before, after = self._allow(keys=[keys.circuit(provider)], args=args)
         return bool(allowed), (before, after)
 
     def record(self, provider: str, outcome: Literal["success", "failure", "trip"]) -> Change:
         """Count what a call ended in; 'trip' opens the circuit at once."""
-        args: list[str | int] = [outcome, _now_ms(), self._threshold, self._window_ms]
-        with _redis_errors():
+        args: list[str | int] = [outcome, now_ms(), self._threshold, self._window_ms]
+        with redis_errors():
             before, after = self._record(keys=[keys.circuit(provider)], args=args)
         return before, after
 
     def states(self, providers: tuple[str, ...]) -> dict[str, CircuitState]:
         """Each provider's circuit as stored (closed when never opened)."""
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for provider in providers:
                 pipe.hget(keys.circuit(provider), "state")
@@ -58,7 +57,7 @@ class RedisCircuits:
 
     def pinned(self, key: str) -> tuple[str, float] | None:
         """The provider the message is pinned to and when it was pinned (epoch s), if any."""
-        with _redis_errors():
+        with redis_errors():
             value = self.client.get(keys.pin(key))
         if not value:
             return None
@@ -67,15 +66,11 @@ class RedisCircuits:
 
     def pin(self, key: str, provider: str) -> bool:
         """Pin the message to the provider; False when its delivery lease is gone."""
-        args: list[str | int] = [provider, _now_ms(), self._pin_ttl]
-        with _redis_errors():
+        args: list[str | int] = [provider, now_ms(), self._pin_ttl]
+        with redis_errors():
             return bool(self._pin(keys=[keys.pin(key), keys.lease(key)], args=args))
 
     def unpin(self, key: str) -> None:
         """Forget the pin: no provider may have sent the message."""
-        with _redis_errors():
+        with redis_errors():
             self.client.delete(keys.pin(key))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

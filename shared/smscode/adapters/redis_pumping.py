@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from smscode.adapters import keys
-from smscode.adapters.redis_store import HOUR_MS, Client, _now_ms, _redis_errors
+from smscode.adapters.redis_client import Client, now_ms, redis_errors
+from smscode.adapters.redis_store import HOUR_MS
 from smscode.domain.pumping import BlockedBlock
 
 STATE_FIELDS = ("sends", "verified", "refused")
@@ -16,13 +17,13 @@ CANDIDATES = 50  # per hour, for the day's top blocks
 class RedisPumping:
     """The `PumpingStore` port: reads what issue.lua, verify.lua and finish.lua count."""
 
-    def __init__(self, client: Client, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, client: Client, clock: Callable[[], int] = now_ms) -> None:
         self.client = client
         self._clock = clock
 
     def block(self, block: str, seconds: int, reason: str) -> None:
         """Refuse the block's sends for `seconds` (reason: `manual:<key id>`)."""
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.zadd(keys.pumping_blocked(), {block: self._clock() + 1000 * seconds})
             pipe.hset(keys.pumping_details(), block, reason)
@@ -30,7 +31,7 @@ class RedisPumping:
 
     def unblock(self, block: str) -> bool:
         """Lift the refusal and empty the block's window, so its old sends cannot re-block it."""
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.zrem(keys.pumping_blocked(), block)
             pipe.hdel(keys.pumping_details(), block)
@@ -41,7 +42,7 @@ class RedisPumping:
     def blocked(self) -> list[BlockedBlock]:
         """The blocks refused now, soonest to end first; ended ones are dropped on the way."""
         now = self._clock()
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.zremrangebyscore(keys.pumping_blocked(), "-inf", now)
             pipe.zrange(keys.pumping_blocked(), 0, -1, withscores=True)
@@ -65,7 +66,7 @@ class RedisPumping:
     def hourly(self, hours: int) -> list[dict[str, Any]]:
         """Counts per hour, oldest first: hour (epoch hours), sends, verified, refused, delivery."""
         span = self._hours(hours)
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for hour in span:
                 pipe.hgetall(keys.stats_hour(hour))
@@ -92,7 +93,7 @@ class RedisPumping:
         which on a busy service stalls Redis for everyone.
         """
         span = self._hours(hours)
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             for hour in span:
                 pipe.zrevrange(keys.stats_hour_sends(hour), 0, CANDIDATES - 1)

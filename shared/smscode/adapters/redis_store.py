@@ -1,101 +1,49 @@
-"""The code store on Redis: the client, and one method per atomic Lua script (see `lua/`)."""
+"""The code store on Redis: one method per atomic Lua script (see `lua/`)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from importlib import resources
-from typing import Any
-
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.commands.core import Script
-from redis.retry import Retry
+from collections.abc import Callable
 
 from smscode.adapters import keys
-from smscode.domain.errors import Unavailable
+from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
 from smscode.domain.policy import Limits, Rejection
 from smscode.domain.pumping import BlockWatch
 from smscode.service_layer.ports import ClaimResult, FinalState, Staged, VerifyResult
 
-Client = redis.Redis | RedisCluster
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-
-
-def connect(url: str) -> Client:
-    """A Redis client that fails fast: a down server is a 503 within about a second.
-
-    One retry on a broken connection lets a pooled socket left over from a restarted
-    server reconnect transparently, so the service recovers by itself. A
-    `redis+cluster://` (or `rediss+cluster://`) URL names any node of a Redis Cluster
-    (ElastiCache cluster mode): every script's keys share one hash slot (see `keys`).
-    """
-    options: dict[str, Any] = {
-        "socket_connect_timeout": 0.5,
-        "socket_timeout": 1.0,
-        "retry": Retry(NoBackoff(), 1),
-        "health_check_interval": 30,
-        "decode_responses": True,
-    }
-    scheme, sep, rest = url.partition("://")
-    if scheme in CLUSTER_SCHEMES:
-        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", **options)
-    return redis.Redis.from_url(url, **options)
-
-
-@contextmanager
-def _redis_errors() -> Iterator[None]:
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as error:
-        raise Unavailable("The code store is unavailable; please try again shortly.") from error
-
-
-def _load(client: Client, name: str) -> Script:
-    source = resources.files("smscode.adapters").joinpath("lua", f"{name}.lua").read_text()
-    return client.register_script(source)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 HOUR_MS = 3_600_000
 
 
-def _pumping_keys(watch: BlockWatch, now_ms: int) -> list[str]:
+def _pumping_keys(watch: BlockWatch, now: int) -> list[str]:
     """The last KEYS of issue.lua and unissue.lua: the block's window and this hour's stats."""
-    hour = now_ms // HOUR_MS
+    hour = now // HOUR_MS
     return [
         keys.pumping_window(watch.block), keys.pumping_blocked(), keys.pumping_details(),
         keys.stats_hour(hour), keys.stats_hour_sends(hour), keys.stats_hour_refused(hour),
     ]  # fmt: skip
 
 
-def _pumping_args(watch: BlockWatch, now_ms: int) -> list[str | int | float]:
+def _pumping_args(watch: BlockWatch, now: int) -> list[str | int | float]:
     """The last ARGV of issue.lua and unissue.lua."""
     rule = watch.rule
     return [
         watch.block, 0 if watch.exempt else 1, rule.min_sends, rule.min_conversion,
-        rule.bucket_seconds, rule.buckets, rule.block_seconds, now_ms,
+        rule.bucket_seconds, rule.buckets, rule.block_seconds, now,
     ]  # fmt: skip
 
 
 class RedisStore:
     """The `CodeStore` port on Redis, one Lua script per decision; errors become Unavailable."""
 
-    def __init__(self, client: Client, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, client: Client, clock: Callable[[], int] = now_ms) -> None:
         self.client = client
         self._clock = clock
-        self._issue = _load(client, "issue")
-        self._unissue = _load(client, "unissue")
-        self._verify = _load(client, "verify")
-        self._claim = _load(client, "claim")
-        self._finish = _load(client, "finish")
-        self._issue_test_phone = _load(client, "issue_test_phone")
-        self._sweep = _load(client, "sweep")
+        self._issue = load_script(client, "issue")
+        self._unissue = load_script(client, "unissue")
+        self._verify = load_script(client, "verify")
+        self._claim = load_script(client, "claim")
+        self._finish = load_script(client, "finish")
+        self._issue_test_phone = load_script(client, "issue_test_phone")
+        self._sweep = load_script(client, "sweep")
 
     @staticmethod
     def _send_keys(phone: str, ip: str, request_id: str, purpose: str) -> list[str]:
@@ -181,7 +129,7 @@ class RedisStore:
                 speed_keys.append(staged.queue_key)
         keys_ = self._send_keys(phone, ip, request_id, purpose) + speed_keys
         keys_ += _pumping_keys(pumping, now)
-        with _redis_errors():
+        with redis_errors():
             result = self._issue(keys=keys_, args=args + speed_args + _pumping_args(pumping, now))
         if result[0] == 1:
             return None
@@ -201,7 +149,7 @@ class RedisStore:
     ) -> None:
         """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
         args: list[str | int] = [code_hash, message_id, request_id, ttl, masked, self._clock()]
-        with _redis_errors():
+        with redis_errors():
             self._issue_test_phone(
                 keys=[keys.code(phone, purpose), keys.request(request_id)], args=args
             )
@@ -219,7 +167,7 @@ class RedisStore:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
         now = self._clock()
         keys_ = self._send_keys(phone, ip, request_id, purpose) + _pumping_keys(pumping, now)
-        with _redis_errors():
+        with redis_errors():
             return bool(self._unissue(keys=keys_, args=[message_id, *_pumping_args(pumping, now)]))
 
     def verify(
@@ -235,7 +183,7 @@ class RedisStore:
         """Compare, count and consume or burn the phone's code for the purpose in one step."""
         now, rule = self._clock(), pumping.rule
         hour = now // HOUR_MS
-        with _redis_errors():
+        with redis_errors():
             result = self._verify(
                 keys=[
                     keys.code(phone, purpose), keys.verify_failures(phone),
@@ -260,7 +208,7 @@ class RedisStore:
         purpose: str = "login",
     ) -> ClaimResult:
         """Take the delivery lease on a message if it is still current and not yet final."""
-        with _redis_errors():
+        with redis_errors():
             result = self._claim(
                 keys=[
                     keys.code(phone, purpose), keys.request(request_id), keys.lease(message_id),
@@ -289,7 +237,7 @@ class RedisStore:
         `recheck_ms` unless its retry finishes it first.
         """
         now = self._clock()
-        with _redis_errors():
+        with redis_errors():
             result = self._finish(
                 keys=[
                     keys.request(request_id), keys.lease(message_id),
@@ -304,7 +252,7 @@ class RedisStore:
 
     def hold(self, message_id: str, payload: str, recheck_ms: int) -> None:
         """Put a message in the outbox before it is queued, to republish if it goes missing."""
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.hset(keys.outbox_messages(), message_id, payload)
             pipe.zadd(keys.outbox(), {message_id: self._clock() + recheck_ms})
@@ -312,7 +260,7 @@ class RedisStore:
 
     def release(self, message_id: str) -> None:
         """Take a message out of the outbox (it could not be queued after all)."""
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.zrem(keys.outbox(), message_id)
             pipe.hdel(keys.outbox_messages(), message_id)
@@ -321,7 +269,7 @@ class RedisStore:
     def sweep(self, recheck_ms: int, limit: int = 100) -> list[str]:
         """Payloads of outbox messages overdue for a final state, once per `recheck_ms` each."""
         now = self._clock()
-        with _redis_errors():
+        with redis_errors():
             result = self._sweep(
                 keys=[keys.outbox(), keys.outbox_messages()], args=[now, now + recheck_ms, limit]
             )
@@ -329,10 +277,10 @@ class RedisStore:
 
     def request_state(self, request_id: str) -> dict[str, str]:
         """The stored delivery state of one request ({} when unknown or expired)."""
-        with _redis_errors():
+        with redis_errors():
             return self.client.hgetall(keys.request(request_id))  # type: ignore[return-value]
 
     def ping(self) -> None:
         """Raise Unavailable unless Redis answers."""
-        with _redis_errors():
+        with redis_errors():
             self.client.ping()

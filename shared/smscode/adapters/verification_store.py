@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from smscode.adapters import keys
-from smscode.adapters.redis_store import Client, _load, _now_ms, _redis_errors
+from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
 from smscode.domain import purposes
 from smscode.domain.verifications import SendAttempt, Status, Verification
 from smscode.service_layer.ports import CheckOutcome
@@ -41,12 +41,12 @@ def _verification(flat: Sequence[str]) -> Verification | None:
 class RedisVerificationStore:
     """The `VerificationStore` port on Redis; errors become Unavailable."""
 
-    def __init__(self, client: Client, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, client: Client, clock: Callable[[], int] = now_ms) -> None:
         self.client = client
         self._clock = clock
-        self._attach = _load(client, "verification_attach")
-        self._check = _load(client, "verification_check")
-        self._close = _load(client, "verification_close")
+        self._attach = load_script(client, "verification_attach")
+        self._check = load_script(client, "verification_check")
+        self._close = load_script(client, "verification_close")
 
     def attach(
         self,
@@ -68,7 +68,7 @@ class RedisVerificationStore:
             keys.verification_sid(new_sid),
             _code(phone),
         ]
-        with _redis_errors():
+        with redis_errors():
             flat = self._attach(keys=record_keys, args=args)
         verification = _verification(flat)
         assert verification is not None  # the script always returns the record it wrote
@@ -76,7 +76,7 @@ class RedisVerificationStore:
 
     def locate(self, sid: str) -> tuple[str, str] | None:
         """The (service sid, phone) a verification sid was started for, if still known."""
-        with _redis_errors():
+        with redis_errors():
             where = self.client.get(keys.verification_sid(sid))
         if not where:
             return None
@@ -85,7 +85,7 @@ class RedisVerificationStore:
 
     def pending(self, service_sid: str, phone: str) -> Verification | None:
         """The number's pending verification while it still owns its code, else None."""
-        with _redis_errors():
+        with redis_errors():
             pipe = self.client.pipeline(transaction=False)
             pipe.hgetall(keys.verification(service_sid, phone))
             pipe.hget(_code(phone), "rid")
@@ -105,7 +105,7 @@ class RedisVerificationStore:
         daily_failures: int,
     ) -> tuple[CheckOutcome, Verification | None]:
         """Compare a code with the verification's own, count it, approve or exhaust it."""
-        with _redis_errors():
+        with redis_errors():
             outcome, flat = self._check(
                 keys=[
                     keys.verification(service_sid, phone), _code(phone),
@@ -119,7 +119,7 @@ class RedisVerificationStore:
         self, *, service_sid: str, phone: str, sid: str, status: Status
     ) -> Verification | None:
         """Cancel or approve a pending verification; None when it is not pending."""
-        with _redis_errors():
+        with redis_errors():
             flat = self._close(
                 keys=[keys.verification(service_sid, phone), _code(phone)],
                 args=[sid, status, self._clock()],

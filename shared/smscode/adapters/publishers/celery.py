@@ -19,7 +19,8 @@ from smscode.domain.messages import DeliveryMessage
 from smscode.service_layer.ports import PublishError, Staged
 
 if TYPE_CHECKING:
-    from smscode.adapters.redis_store import Client, RedisStore
+    from smscode.adapters.redis_client import Client
+    from smscode.adapters.redis_store import RedisStore
 
 TASK_NAME = "smscode.deliver"
 _REDIS_SCHEMES = ("redis://", "rediss://")
@@ -108,7 +109,7 @@ class CeleryPublisher:
 
     @cached_property
     def _broker(self) -> Client:
-        from smscode.adapters.redis_store import connect
+        from smscode.adapters.redis_client import connect
 
         return connect(self._broker_url)
 

@@ -1,0 +1,61 @@
+"""The Redis client and what every Redis adapter shares: errors, scripts, the clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from smscode.domain.errors import Unavailable
+
+Client = redis.Redis | RedisCluster
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def connect(url: str) -> Client:
+    """A Redis client that fails fast: a down server is a 503 within about a second.
+
+    One retry on a broken connection lets a pooled socket left over from a restarted
+    server reconnect transparently, so the service recovers by itself. A
+    `redis+cluster://` (or `rediss+cluster://`) URL names any node of a Redis Cluster
+    (ElastiCache cluster mode): every script's keys share one hash slot (see `keys`).
+    """
+    options: dict[str, Any] = {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": 1.0,
+        "retry": Retry(NoBackoff(), 1),
+        "health_check_interval": 30,
+        "decode_responses": True,
+    }
+    scheme, sep, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return RedisCluster.from_url(f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", **options)
+    return redis.Redis.from_url(url, **options)
+
+
+@contextmanager
+def redis_errors() -> Iterator[None]:
+    """Turn a Redis that cannot be reached into Unavailable (a 503, or a retry)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise Unavailable("The code store is unavailable; please try again shortly.") from error
+
+
+def load_script(client: Client, name: str) -> Script:
+    """Register `lua/<name>.lua` on the client (EVALSHA, loaded again after a restart)."""
+    source = resources.files("smscode.adapters").joinpath("lua", f"{name}.lua").read_text()
+    return client.register_script(source)
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch: the clock every script is given."""
+    return int(time.time() * 1000)
