@@ -99,16 +99,21 @@ def parse_body(request: HttpRequest) -> dict[str, str]:
             data = {name: values[-1] for name, values in form.items()}
         else:
             raise InvalidRequest("Send the body as application/json or a urlencoded form.")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the stack
         raise InvalidRequest("The request body is not valid JSON or form data.") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     # A phone or code sent as a JSON number is taken as its digits; other types are ignored.
-    return {
+    fields = {
         str(key): str(value)
         for key, value in data.items()
         if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
     }
+    try:  # JSON may carry lone surrogates ("\ud800"), which no later step could encode
+        "".join(fields.values()).encode()
+    except UnicodeEncodeError:
+        raise InvalidRequest("The request body is not valid UTF-8 text.") from None
+    return fields
 
 
 def _field(data: Mapping[str, str], *names: str) -> str:
