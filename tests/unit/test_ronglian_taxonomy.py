@@ -6,6 +6,7 @@ The same provider over the wire, against the fake Ronglian: tests/integration/te
 from __future__ import annotations
 
 import json
+import ssl
 
 import pytest
 from urllib3.exceptions import (
@@ -27,7 +28,9 @@ from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent
         (NewConnectionError(None, "refused"), NotSent),  # type: ignore[arg-type]
         (NameResolutionError("app.cloopen.com", None, OSError("no such host")), NotSent),  # type: ignore[arg-type]
         (ConnectTimeoutError("connect timed out"), NotSent),
-        (SSLError("handshake failure"), NotSent),
+        (SSLError(ssl.SSLCertVerificationError(1, "certificate verify failed")), NotSent),
+        (SSLError("handshake failure"), MaybeSent),  # urllib3 wraps read-side TLS errors too
+        (SSLError(ssl.SSLError(1, "bad record mac")), MaybeSent),
         (ReadTimeoutError(None, "/", "read timed out"), MaybeSent),  # type: ignore[arg-type]
         (ProtocolError("Connection aborted.", ConnectionResetError()), MaybeSent),
         (ValueError("anything unexpected"), MaybeSent),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -152,7 +153,11 @@ def classify_error(error: Exception) -> Result:
     if isinstance(error, NewConnectionError | ConnectTimeoutError | NameResolutionError):
         return NotSent(f"no connection: {type(error).__name__}")
     if isinstance(error, SSLError):
-        return NotSent("TLS handshake failed")
+        # urllib3 also wraps TLS errors of reading the answer, after the body went out; only
+        # a refused certificate surely stops a request before it is written.
+        if isinstance(error.__cause__ or (error.args or [None])[0], ssl.SSLCertVerificationError):
+            return NotSent("TLS certificate refused")
+        return MaybeSent("TLS error")
     if isinstance(error, ReadTimeoutError | ProtocolError):
         return MaybeSent(f"answer lost: {type(error).__name__}")
     # Anything else may have happened after the body was written: assume the worst.
