@@ -51,6 +51,19 @@ PERMANENT = frozenset({
 })  # fmt: skip
 
 
+# QuerySendDetails pages at most 50 records; a number with more than LOOKUP_PAGES pages in
+# one day (a shared account, a QA number) is answered "maybe sent", never "surely none".
+LOOKUP_PAGE_SIZE = 50
+LOOKUP_PAGES = 10
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Credentials:
     """An AccessKey pair, as the RAM console shows it."""
@@ -193,20 +206,28 @@ class AliyunProvider:
         records could not be read (then nothing may be resent yet). Never raises.
         """
         for day in send_dates(since):
-            params = {
-                "PhoneNumber": national(sms.to), "SendDate": day,
-                "PageSize": "50", "CurrentPage": "1",
-            }  # fmt: skip
-            try:
-                response = self._call("QuerySendDetails", params)
-            except Exception as error:
-                return MaybeSent(f"lookup failed: {type(error).__name__}")
-            answer = _answer(response.data)
-            if response.status != 200 or not answer or answer.get("Code") != "OK":
-                code = str(answer.get("Code", "")) if answer else str(response.status)
-                return MaybeSent("lookup refused", code)
-            details = answer.get("SmsSendDetailDTOs")
-            rows = details.get("SmsSendDetailDTO", []) if isinstance(details, dict) else []
-            if any(isinstance(row, dict) and row.get("OutId") == sms.key for row in rows):
-                return Sent(sid="", repeat=True, status_code="OK", provider=NAME)
+            for page in range(1, LOOKUP_PAGES + 1):
+                params = {
+                    "PhoneNumber": national(sms.to), "SendDate": day,
+                    "PageSize": str(LOOKUP_PAGE_SIZE), "CurrentPage": str(page),
+                }  # fmt: skip
+                try:
+                    response = self._call("QuerySendDetails", params)
+                except Exception as error:
+                    return MaybeSent(f"lookup failed: {type(error).__name__}")
+                answer = _answer(response.data)
+                if response.status != 200 or not answer or answer.get("Code") != "OK":
+                    code = str(answer.get("Code", "")) if answer else str(response.status)
+                    return MaybeSent("lookup refused", code)
+                details = answer.get("SmsSendDetailDTOs")
+                rows = details.get("SmsSendDetailDTO", []) if isinstance(details, dict) else []
+                if any(isinstance(row, dict) and row.get("OutId") == sms.key for row in rows):
+                    return Sent(sid="", repeat=True, status_code="OK", provider=NAME)
+                total = _int(answer.get("TotalCount"))
+                if total is None:
+                    return MaybeSent("lookup answer without TotalCount")
+                if page * LOOKUP_PAGE_SIZE >= total:
+                    break  # every record of the day read
+            else:  # more records that day than we read: we cannot say "surely none"
+                return MaybeSent("too many records to look through")
         return None
