@@ -1,9 +1,9 @@
 """The one place that starts servers for the tests.
 
-A real Redis (embedded unless REDIS_URL is set), the fake Ronglian, the session's
-`smscode serve` + `smscode worker`, a module's own server (its SERVER_ENV), a moto SQS queue
-with this process configured as the deployed functions (its CLOUD_OPTIONS), and the HTTP
-function in-process through functions-framework's test client. tests/unit uses none of them.
+A real Redis (embedded unless REDIS_URL is set), the fake Ronglian and the fake Aliyun, the
+session's `smscode serve` + `smscode worker`, a module's own server (its SERVER_ENV), a moto
+SQS queue with this process configured as the deployed functions (its CLOUD_OPTIONS), and the
+HTTP function in-process through functions-framework's test client. tests/unit uses none of them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from smscode_dev.cloud import LocalCloud
 from smscode_dev.embedded import EmbeddedRedis
 from smscode_dev.gcp import PubSubEmulator, ToolMissing
 from smscode_dev.stack import new_signing_key
+from tests.fakes.aliyun import FakeAliyun
 from tests.fakes.ronglian import DEFAULT_ACC_ID, DEFAULT_ACC_TOKEN, DEFAULT_APP_ID, FakeRonglian
 from tests.helpers import Server, Worker, redis_db, started
 
@@ -74,6 +75,31 @@ def fake_ronglian(fake_ronglian_session: FakeRonglian) -> FakeRonglian:
     fake_ronglian_session.reset()
     fake_ronglian_session.latency = 0.0
     return fake_ronglian_session
+
+
+@pytest.fixture(scope="session")
+def fake_aliyun_session() -> Iterator[FakeAliyun]:
+    """One fake Aliyun for the whole run."""
+    with FakeAliyun() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_aliyun(fake_aliyun_session: FakeAliyun) -> FakeAliyun:
+    """The fake Aliyun, forgotten, fault-free and back to its defaults at the start of each test."""
+    fake_aliyun_session.reset()
+    default = FakeAliyun()  # not started: only its settings are read
+    for name in (
+        "secrets",
+        "sign_name",
+        "template_code",
+        "latency",
+        "slow_seconds",
+        "records_delay",
+        "clock",
+    ):
+        setattr(fake_aliyun_session, name, getattr(default, name))
+    return fake_aliyun_session
 
 
 def broker_url(redis_url: str) -> str:

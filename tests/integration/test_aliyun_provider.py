@@ -6,7 +6,6 @@ Moved from tests/unit/test_aliyun_taxonomy.py (which keeps the pure answer table
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,19 +17,6 @@ from tests.fakes.aliyun import DEFAULT_KEY_ID, DEFAULT_SECRET, FakeAliyun, Fault
 from tests.helpers import fresh_phone
 
 READ_TIMEOUT = 0.5
-
-
-@pytest.fixture(scope="module")
-def fake_session() -> Iterator[FakeAliyun]:
-    with FakeAliyun() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_session: FakeAliyun) -> FakeAliyun:
-    fake_session.reset()
-    fake_session.records_delay = 0.0
-    return fake_session
 
 
 def provider(endpoint: str, template_code: str = "SMS_154950909") -> AliyunProvider:
@@ -45,13 +31,13 @@ def sms() -> Sms:
     return Sms(to=f"+86{fresh_phone()}", code="123456", minutes=5, key=uuid.uuid4().hex)
 
 
-def test_a_send_reaches_the_fake_signed_with_code_and_out_id(fake: FakeAliyun) -> None:
+def test_a_send_reaches_the_fake_signed_with_code_and_out_id(fake_aliyun: FakeAliyun) -> None:
     message = sms()
-    result = provider(fake.endpoint).send(message)
+    result = provider(fake_aliyun.endpoint).send(message)
     assert isinstance(result, Sent)
     assert result.provider == "aliyun"
     assert result.sid
-    [sent] = fake.sms_to(message.to)
+    [sent] = fake_aliyun.sms_to(message.to)
     assert (sent.code, sent.out_id) == ("123456", message.key)
 
 
@@ -69,16 +55,16 @@ def test_a_send_reaches_the_fake_signed_with_code_and_out_id(fake: FakeAliyun) -
     ],
 )
 def test_each_fault_of_the_fake_maps_to_its_kind(
-    fake: FakeAliyun, fault: FaultSpec, kind: type[Result], sends: int
+    fake_aliyun: FakeAliyun, fault: FaultSpec, kind: type[Result], sends: int
 ) -> None:
-    fake.slow_seconds = READ_TIMEOUT * 4
-    fake.script(fault)
-    assert type(provider(fake.endpoint).send(sms())) is kind
-    assert len(fake.sent) == sends
+    fake_aliyun.slow_seconds = READ_TIMEOUT * 4
+    fake_aliyun.script(fault)
+    assert type(provider(fake_aliyun.endpoint).send(sms())) is kind
+    assert len(fake_aliyun.sent) == sends
 
 
-def test_a_wrong_template_is_a_permanent_failure(fake: FakeAliyun) -> None:
-    result = provider(fake.endpoint, template_code="SMS_0").send(sms())
+def test_a_wrong_template_is_a_permanent_failure(fake_aliyun: FakeAliyun) -> None:
+    result = provider(fake_aliyun.endpoint, template_code="SMS_0").send(sms())
     assert isinstance(result, Failed)
     assert result.status_code == "isv.SMS_TEMPLATE_ILLEGAL"
 
@@ -88,12 +74,12 @@ def test_a_refused_connection_is_not_sent() -> None:
     assert isinstance(result, NotSent)
 
 
-def test_find_sees_an_sms_by_out_id_and_only_ours(fake: FakeAliyun) -> None:
+def test_find_sees_an_sms_by_out_id_and_only_ours(fake_aliyun: FakeAliyun) -> None:
     ours, other = sms(), sms()
     since = datetime.now(UTC) - timedelta(seconds=5)
-    aliyun = provider(fake.endpoint)
+    aliyun = provider(fake_aliyun.endpoint)
     assert aliyun.find(ours, since) is None
-    fake.script(Fault.DROP_SENT)
+    fake_aliyun.script(Fault.DROP_SENT)
     assert isinstance(aliyun.send(ours), MaybeSent)
     found = aliyun.find(ours, since)
     assert isinstance(found, Sent)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -76,12 +75,6 @@ class Counted:
         self.resends.append(provider)
 
 
-@pytest.fixture
-def aliyun() -> Iterator[FakeAliyun]:
-    with FakeAliyun() as fake:
-        yield fake
-
-
 def ronglian_at(base_url: str) -> RonglianProvider:
     creds = Credentials(acc_id=DEFAULT_ACC_ID, acc_token=DEFAULT_ACC_TOKEN, app_id=DEFAULT_APP_ID)
     return RonglianProvider(
@@ -90,11 +83,11 @@ def ronglian_at(base_url: str) -> RonglianProvider:
 
 
 def failover(
-    client: redis.Redis, ronglian_url: str, aliyun: FakeAliyun, metrics: Counted
+    client: redis.Redis, ronglian_url: str, fake_aliyun: FakeAliyun, metrics: Counted
 ) -> Failover:
     provider = AliyunProvider(
         AliyunCredentials(DEFAULT_KEY_ID, DEFAULT_SECRET), sign_name="阿里云短信测试",
-        template_code="SMS_154950909", endpoint=aliyun.endpoint,
+        template_code="SMS_154950909", endpoint=fake_aliyun.endpoint,
         connect_timeout=0.5, read_timeout=0.5,
     )  # fmt: skip
     routes = [
@@ -112,22 +105,22 @@ def leased(client: redis.Redis) -> Sms:
 
 
 def test_ronglian_refused_goes_to_aliyun_once_and_opens_ronglians_circuit(
-    redis_client: redis.Redis, aliyun: FakeAliyun
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun
 ) -> None:
     metrics = Counted()
-    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", aliyun, metrics)
+    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", fake_aliyun, metrics)
     results = [both.send(leased(redis_client)) for _ in range(4)]
     assert all(isinstance(r, Sent) and r.provider == "aliyun" for r in results)
-    assert len(aliyun.sent) == 4
+    assert len(fake_aliyun.sent) == 4
     assert metrics.changes == [("ronglian", "open")]  # 3 refusals, then skipped
 
 
 def test_a_permanent_refusal_moves_the_send_on(
-    redis_client: redis.Redis, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
 ) -> None:
     fake_ronglian.script((RonglianFault.STATUS, "111142"))  # balance too low
     metrics = Counted()
-    result = failover(redis_client, fake_ronglian.base_url, aliyun, metrics).send(
+    result = failover(redis_client, fake_ronglian.base_url, fake_aliyun, metrics).send(
         leased(redis_client)
     )
     assert isinstance(result, Sent)
@@ -136,15 +129,15 @@ def test_a_permanent_refusal_moves_the_send_on(
 
 
 def test_after_an_ambiguous_answer_the_send_stays_with_that_provider(
-    redis_client: redis.Redis, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
 ) -> None:
-    both = failover(redis_client, fake_ronglian.base_url, aliyun, Counted())
+    both = failover(redis_client, fake_ronglian.base_url, fake_aliyun, Counted())
     sms = leased(redis_client)
     fake_ronglian.script(RonglianFault.HTTP_500)  # to us, maybe sent
     assert isinstance(both.send(sms), MaybeSent)
     fake_ronglian.script((RonglianFault.STATUS, "160000"))  # now a certain refusal...
     assert isinstance(both.send(sms), NotSent)
-    assert aliyun.sent == []  # ...but the first try may have sent: never Aliyun now
+    assert fake_aliyun.sent == []  # ...but the first try may have sent: never Aliyun now
     result = both.send(sms)
     assert isinstance(result, Sent)
     assert result.provider == "ronglian"
@@ -157,31 +150,31 @@ def test_after_an_ambiguous_answer_the_send_stays_with_that_provider(
 )
 def test_after_an_ambiguous_aliyun_answer_its_records_decide_whether_to_resend(
     redis_client: redis.Redis,
-    aliyun: FakeAliyun,
+    fake_aliyun: FakeAliyun,
     fault: AliyunFault,
     repeat: bool,
     resends: list[str],
 ) -> None:
     metrics = Counted()
-    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", aliyun, metrics)
+    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", fake_aliyun, metrics)
     sms = leased(redis_client)
-    aliyun.script(fault)
+    fake_aliyun.script(fault)
     assert isinstance(both.send(sms), MaybeSent)
     assert isinstance(both.send(sms), MaybeSent)  # too early to trust the records
     time.sleep(0.3)
     result = both.send(sms)
     assert isinstance(result, Sent)
     assert result.repeat is repeat
-    assert len(aliyun.sms_to(sms.to)) == 1
+    assert len(fake_aliyun.sms_to(sms.to)) == 1
     assert metrics.resends == resends
 
 
 def test_every_provider_refusing_for_good_fails_the_send(
-    redis_client: redis.Redis, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
 ) -> None:
     fake_ronglian.script((RonglianFault.STATUS, "160042"))  # bad number format
-    aliyun.template_code = "SMS_999"  # ours is not approved there
-    both = failover(redis_client, fake_ronglian.base_url, aliyun, Counted())
+    fake_aliyun.template_code = "SMS_999"  # ours is not approved there
+    both = failover(redis_client, fake_ronglian.base_url, fake_aliyun, Counted())
     sms = leased(redis_client)
     result = both.send(sms)
     assert isinstance(result, Failed)
@@ -190,18 +183,18 @@ def test_every_provider_refusing_for_good_fails_the_send(
 
 
 def test_records_lagging_past_the_lookup_delay_are_the_residual_risk_and_are_counted(
-    redis_client: redis.Redis, aliyun: FakeAliyun
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun
 ) -> None:
     # given Aliyun's records showing an SMS only 30 s after it went out (lookup delay: 0.2 s)
-    aliyun.records_delay = 30
+    fake_aliyun.records_delay = 30
     metrics = Counted()
-    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", aliyun, metrics)
+    both = failover(redis_client, f"http://127.0.0.1:{free_port()}", fake_aliyun, metrics)
     sms = leased(redis_client)
-    aliyun.script(AliyunFault.DROP_SENT)
+    fake_aliyun.script(AliyunFault.DROP_SENT)
     assert isinstance(both.send(sms), MaybeSent)
     time.sleep(0.3)
     # when the send is retried, the records still show nothing
     assert isinstance(both.send(sms), Sent)
     # then the phone gets a second SMS, and the metric says so
-    assert len(aliyun.sms_to(sms.to)) == 2
+    assert len(fake_aliyun.sms_to(sms.to)) == 2
     assert metrics.resends == ["aliyun"]

@@ -6,7 +6,6 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -30,21 +29,15 @@ from tests.integration.test_faults_worker_kill import kill_run
 COOLDOWN = 2
 
 
-@pytest.fixture
-def aliyun() -> Iterator[FakeAliyun]:
-    with FakeAliyun() as fake:
-        yield fake
-
-
 def failover_env(
-    redis_url: str, ronglian: FakeRonglian, aliyun: FakeAliyun, **overrides: str
+    redis_url: str, ronglian: FakeRonglian, fake_aliyun: FakeAliyun, **overrides: str
 ) -> dict[str, str]:
     """The stack with both providers listed, a short cool-down, fast retries."""
     env = stack_env(
         redis_url, ronglian, SMS_PROVIDER="ronglian,aliyun",
         ALIYUN_ACCESS_KEY_ID=DEFAULT_KEY_ID, ALIYUN_ACCESS_KEY_SECRET=DEFAULT_SECRET,
         ALIYUN_SIGN_NAME=DEFAULT_SIGN_NAME, ALIYUN_TEMPLATE_CODE=DEFAULT_TEMPLATE_CODE,
-        ALIYUN_ENDPOINT=aliyun.endpoint, ALIYUN_CONNECT_TIMEOUT_SECONDS="0.5",
+        ALIYUN_ENDPOINT=fake_aliyun.endpoint, ALIYUN_CONNECT_TIMEOUT_SECONDS="0.5",
         ALIYUN_READ_TIMEOUT_SECONDS="0.5", ALIYUN_LOOKUP_DELAY_SECONDS="1",
         CIRCUIT_COOLDOWN_SECONDS=str(COOLDOWN), CELERY_BROKER_URL=redis_db(redis_url, 7),
         CELERY_QUEUE=f"failover-{uuid.uuid4().hex[:12]}", **FAST,
@@ -73,12 +66,12 @@ def circuits(api: str) -> dict[str, str | None]:
 
 @pytest.mark.slow
 def test_ronglian_refusing_connections_fails_over_to_aliyun_and_traffic_returns_when_it_is_back(
-    redis_client: redis.Redis, redis_url: str, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+    redis_client: redis.Redis, redis_url: str, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
 ) -> None:
     # given Ronglian listed first but nothing listening on its port (connection refused)
     port = free_port()
     env = failover_env(
-        redis_url, fake_ronglian, aliyun, RONGLIAN_BASE_URL=f"http://127.0.0.1:{port}"
+        redis_url, fake_ronglian, fake_aliyun, RONGLIAN_BASE_URL=f"http://127.0.0.1:{port}"
     )
     server, worker = Server(env), Worker(env)
     with started(server, worker):
@@ -89,9 +82,9 @@ def test_ronglian_refusing_connections_fails_over_to_aliyun_and_traffic_returns_
         # then each send reached Aliyun exactly once, and its code verifies
         assert states == ["sent"] * 40
         assert set(providers.values()) == {"aliyun"}
-        assert Counter(sms.to for sms in aliyun.sent) == Counter(providers.keys())
+        assert Counter(sms.to for sms in fake_aliyun.sent) == Counter(providers.keys())
         for send in down:
-            [sms] = aliyun.sms_to(send.phone)
+            [sms] = fake_aliyun.sms_to(send.phone)
             answer = requests.post(
                 f"{server.url}/codes/verify",
                 json={"phone": send.phone, "code": sms.code},
@@ -119,7 +112,7 @@ def test_ronglian_refusing_connections_fails_over_to_aliyun_and_traffic_returns_
             assert set(providers_back.values()) == {"ronglian"}
             assert circuits(server.url) == {"ronglian": "closed", "aliyun": "closed"}
             # and across both providers no phone got two SMS
-            everyone = Counter(sms.to for sms in aliyun.sent) + Counter(
+            everyone = Counter(sms.to for sms in fake_aliyun.sent) + Counter(
                 sms.to for sms in ronglian.accepted
             )
             assert everyone == Counter(providers.keys()) + Counter(providers_back.keys())
@@ -130,7 +123,7 @@ def test_ronglian_refusing_connections_fails_over_to_aliyun_and_traffic_returns_
 def test_a_provider_refusing_for_good_does_not_stop_delivery_while_another_is_listed(
     redis_client: redis.Redis,
     redis_url: str,
-    aliyun: FakeAliyun,
+    fake_aliyun: FakeAliyun,
     fake_ronglian: FakeRonglian,
     order: str,
 ) -> None:
@@ -139,8 +132,8 @@ def test_a_provider_refusing_for_good_does_not_stop_delivery_while_another_is_li
     if first == "ronglian":
         fake_ronglian.set_policy(lambda _: (Fault.STATUS, "111142"))  # balance too low
     else:
-        aliyun.template_code = "SMS_NOT_OURS"  # our template is not approved there
-    env = failover_env(redis_url, fake_ronglian, aliyun, SMS_PROVIDER=order)
+        fake_aliyun.template_code = "SMS_NOT_OURS"  # our template is not approved there
+    env = failover_env(redis_url, fake_ronglian, fake_aliyun, SMS_PROVIDER=order)
     server = Server(env)
     with started(server, Worker(env)):
         # when 15 phones ask for a code
@@ -150,7 +143,7 @@ def test_a_provider_refusing_for_good_does_not_stop_delivery_while_another_is_li
         assert states == ["sent"] * 15
         assert set(providers.values()) == {second}
         assert circuits(server.url)[first] == "open"
-    sms = [s.to for s in aliyun.sent] + [s.to for s in fake_ronglian.accepted]
+    sms = [s.to for s in fake_aliyun.sent] + [s.to for s in fake_ronglian.accepted]
     assert Counter(sms) == Counter(providers.keys())
 
 
@@ -175,35 +168,37 @@ class BothFakes:
 
 @pytest.mark.slow
 def test_failover_with_faults_at_both_providers_and_worker_kills_sends_each_code_once(
-    redis_client: redis.Redis, redis_url: str, aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+    redis_client: redis.Redis, redis_url: str, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
 ) -> None:
     # given Ronglian refusing (160000), answering 172001 / HTTP 500 or losing its answer after
     # sending on 40 % of calls, and Aliyun failing 30 % of its calls, half of them after sending
     fake_ronglian.chaos(
         0.4, [(Fault.STATUS, "160000"), (Fault.STATUS, "172001"), Fault.HTTP_500, Fault.DROP_SENT]
     )
-    aliyun.chaos(
+    fake_aliyun.chaos(
         0.3,
         [
             AliyunFault.ERROR_SENT, AliyunFault.DROP_SENT, AliyunFault.DROP_UNSENT,
             (AliyunFault.CODE, "ServiceUnavailable"),
         ],
     )  # fmt: skip
-    env = failover_env(redis_url, fake_ronglian, aliyun, CELERY_BROKER_URL=redis_db(redis_url, 8))
+    env = failover_env(
+        redis_url, fake_ronglian, fake_aliyun, CELERY_BROKER_URL=redis_db(redis_url, 8)
+    )
     env.pop("CELERY_QUEUE")  # kill_run's settle watches the default queue of its broker
     broker = redis.Redis.from_url(env["CELERY_BROKER_URL"], decode_responses=True)
     broker.flushdb()
     try:
         # when 200 phones ask while the worker is SIGKILLed every 1-3 s
         counts, kills = kill_run(
-            redis_client, broker, BothFakes(fake_ronglian, aliyun), env,  # type: ignore[arg-type]
+            redis_client, broker, BothFakes(fake_ronglian, fake_aliyun), env,  # type: ignore[arg-type]
             sends_count=200, pause=(1.0, 3.0),
         )  # fmt: skip
     finally:
         broker.flushdb()
         broker.close()
     report(f"failover, faults at both, worker SIGKILLed {kills} times", counts, fake_ronglian)
-    print(f"  at Ronglian {len(fake_ronglian.accepted)}, at Aliyun {len(aliyun.sent)}")
+    print(f"  at Ronglian {len(fake_ronglian.accepted)}, at Aliyun {len(fake_aliyun.sent)}")
     # then every accepted send got exactly one SMS, at one provider or the other
     assert counts.accepted == 200
     assert counts.lost == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,12 +23,6 @@ from tests.fakes.aliyun import (
 HTTP = urllib3.PoolManager(retries=False, timeout=2)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeAliyun]:
-    with FakeAliyun() as server:
-        yield server
-
-
 def params(**overrides: str) -> dict[str, str]:
     base = {
         "Action": "SendSms", "Version": "2017-05-25", "Format": "JSON",
@@ -43,67 +36,74 @@ def params(**overrides: str) -> dict[str, str]:
 
 
 def call(
-    fake: FakeAliyun, query: dict[str, str], method: str = "POST", secret: str = DEFAULT_SECRET
+    fake_aliyun: FakeAliyun,
+    query: dict[str, str],
+    method: str = "POST",
+    secret: str = DEFAULT_SECRET,
 ) -> tuple[int, dict[str, Any]]:
     signed = query | {"Signature": sign(method, query, secret)}
-    answer = HTTP.request(method, f"{fake.endpoint}/?{canonical_query(signed)}")
+    answer = HTTP.request(method, f"{fake_aliyun.endpoint}/?{canonical_query(signed)}")
     return answer.status, json.loads(answer.data)
 
 
-def test_a_signed_post_sends_and_a_signed_get_too(fake: FakeAliyun) -> None:
-    assert call(fake, params())[0] == 200
-    status, answer = call(fake, params(), method="GET")
+def test_a_signed_post_sends_and_a_signed_get_too(fake_aliyun: FakeAliyun) -> None:
+    assert call(fake_aliyun, params())[0] == 200
+    status, answer = call(fake_aliyun, params(), method="GET")
     assert (status, answer["Code"]) == (200, "OK")
     assert answer["BizId"]
-    assert [sms.code for sms in fake.sent] == ["4821", "4821"]
+    assert [sms.code for sms in fake_aliyun.sent] == ["4821", "4821"]
 
 
-def test_a_form_body_is_signed_with_the_query(fake: FakeAliyun) -> None:
+def test_a_form_body_is_signed_with_the_query(fake_aliyun: FakeAliyun) -> None:
     query = params()
     signed = query | {"Signature": sign("POST", query, DEFAULT_SECRET)}
     answer = HTTP.request(
-        "POST", f"{fake.endpoint}/", body=canonical_query(signed).encode(),
+        "POST", f"{fake_aliyun.endpoint}/", body=canonical_query(signed).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )  # fmt: skip
     assert json.loads(answer.data)["Code"] == "OK"
 
 
-def test_a_wrong_secret_is_refused_with_the_string_the_server_signed(fake: FakeAliyun) -> None:
-    status, answer = call(fake, params(), secret="wrong")
+def test_a_wrong_secret_is_refused_with_the_string_the_server_signed(
+    fake_aliyun: FakeAliyun,
+) -> None:
+    status, answer = call(fake_aliyun, params(), secret="wrong")
     assert (status, answer["Code"]) == (400, "SignatureDoesNotMatch")
     assert "server string to sign is:POST&%2F&AccessKeyId%3D" in answer["Message"]
-    assert fake.sent == []
+    assert fake_aliyun.sent == []
 
 
-def test_an_unknown_key_is_404(fake: FakeAliyun) -> None:
-    status, answer = call(fake, params(AccessKeyId="LTAIunknown"))
+def test_an_unknown_key_is_404(fake_aliyun: FakeAliyun) -> None:
+    status, answer = call(fake_aliyun, params(AccessKeyId="LTAIunknown"))
     assert (status, answer["Code"]) == (404, "InvalidAccessKeyId.NotFound")
 
 
 @pytest.mark.parametrize("skew", [timedelta(minutes=16), -timedelta(minutes=16)])
-def test_a_timestamp_outside_15_minutes_is_refused(fake: FakeAliyun, skew: timedelta) -> None:
+def test_a_timestamp_outside_15_minutes_is_refused(
+    fake_aliyun: FakeAliyun, skew: timedelta
+) -> None:
     stamp = (datetime.now(UTC) + skew).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status, answer = call(fake, params(Timestamp=stamp))
+    status, answer = call(fake_aliyun, params(Timestamp=stamp))
     assert (status, answer["Code"]) == (400, "InvalidTimeStamp.Expired")
 
 
-def test_a_timestamp_inside_the_window_passes(fake: FakeAliyun) -> None:
+def test_a_timestamp_inside_the_window_passes(fake_aliyun: FakeAliyun) -> None:
     stamp = (datetime.now(UTC) - timedelta(minutes=14)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert call(fake, params(Timestamp=stamp))[1]["Code"] == "OK"
+    assert call(fake_aliyun, params(Timestamp=stamp))[1]["Code"] == "OK"
 
 
-def test_a_reused_nonce_is_refused_and_sends_nothing_twice(fake: FakeAliyun) -> None:
+def test_a_reused_nonce_is_refused_and_sends_nothing_twice(fake_aliyun: FakeAliyun) -> None:
     query = params()
-    assert call(fake, query)[1]["Code"] == "OK"
-    status, answer = call(fake, query)
+    assert call(fake_aliyun, query)[1]["Code"] == "OK"
+    status, answer = call(fake_aliyun, query)
     assert (status, answer["Code"]) == (400, "SignatureNonceUsed")
-    assert len(fake.sent) == 1
+    assert len(fake_aliyun.sent) == 1
 
 
-def test_the_same_out_id_is_sent_again_as_aliyun_does(fake: FakeAliyun) -> None:
-    call(fake, params(OutId="abc"))
-    call(fake, params(OutId="abc"))
-    assert [sms.out_id for sms in fake.sent] == ["abc", "abc"]  # no deduplication
+def test_the_same_out_id_is_sent_again_as_aliyun_does(fake_aliyun: FakeAliyun) -> None:
+    call(fake_aliyun, params(OutId="abc"))
+    call(fake_aliyun, params(OutId="abc"))
+    assert [sms.out_id for sms in fake_aliyun.sent] == ["abc", "abc"]  # no deduplication
 
 
 @pytest.mark.parametrize(
@@ -117,20 +117,20 @@ def test_the_same_out_id_is_sent_again_as_aliyun_does(fake: FakeAliyun) -> None:
     ],
 )
 def test_business_errors_come_as_http_200(
-    fake: FakeAliyun, override: dict[str, str], code: str
+    fake_aliyun: FakeAliyun, override: dict[str, str], code: str
 ) -> None:
-    status, answer = call(fake, params(**override))
+    status, answer = call(fake_aliyun, params(**override))
     assert (status, answer["Code"]) == (200, code)
     assert "BizId" not in answer
 
 
-def test_query_send_details_lists_a_phones_sms_of_a_day(fake: FakeAliyun) -> None:
-    call(fake, params(OutId="mine"))
+def test_query_send_details_lists_a_phones_sms_of_a_day(fake_aliyun: FakeAliyun) -> None:
+    call(fake_aliyun, params(OutId="mine"))
     day = datetime.now(UTC).astimezone(BEIJING).strftime("%Y%m%d")
     query = params(Action="QuerySendDetails", PhoneNumber="13800138000", SendDate=day)
     for name in ("PhoneNumbers", "SignName", "TemplateCode", "TemplateParam"):
         query.pop(name)
-    status, answer = call(fake, query | {"PageSize": "50", "CurrentPage": "1"})
+    status, answer = call(fake_aliyun, query | {"PageSize": "50", "CurrentPage": "1"})
     rows = answer["SmsSendDetailDTOs"]["SmsSendDetailDTO"]
     assert status == 200
     assert [row["OutId"] for row in rows] == ["mine"]

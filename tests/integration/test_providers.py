@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 import pytest
 
+from smscode.adapters.providers.aliyun import AliyunProvider
+from smscode.adapters.providers.aliyun import Credentials as AliyunCredentials
 from smscode.adapters.providers.console import ConsoleProvider
 from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
 from smscode.service_layer.ports import Provider
 from smscode_dev.embedded import free_port
+from tests.fakes.aliyun import (
+    DEFAULT_KEY_ID,
+    DEFAULT_SECRET,
+    DEFAULT_SIGN_NAME,
+    DEFAULT_TEMPLATE_CODE,
+    FakeAliyun,
+)
+from tests.fakes.aliyun import Fault as AliyunFault
 from tests.fakes.ronglian import (
     DEFAULT_ACC_ID,
     DEFAULT_ACC_TOKEN,
@@ -36,6 +47,7 @@ SCENARIOS: dict[str, tuple[type[Result], int]] = {
     "answer_lost_before_sending": (MaybeSent, 0),  # the client cannot tell it from the above
     "answered_too_late": (MaybeSent, 1),  # after our read timeout
     "server_error": (MaybeSent, 0),
+    "server_error_after_sending": (MaybeSent, 1),
     "garbled_answer": (MaybeSent, 0),
 }
 READ_TIMEOUT = 0.5
@@ -108,6 +120,91 @@ class RonglianCase:
         return len(self.fake.accepted)
 
 
+# Codes the fake answers as told (the ones it answers by itself are arranged below them).
+ALIYUN_REFUSED_FOR_GOOD = (
+    "isv.MOBILE_NUMBER_ILLEGAL", "isv.AMOUNT_NOT_ENOUGH", "isv.DAY_LIMIT_CONTROL",
+    "isv.OUT_OF_SERVICE", "SignatureDoesNotMatch",
+)  # fmt: skip
+ALIYUN_REFUSED_FOR_NOW = ("isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "ServiceUnavailable")
+
+
+def _aliyun_refusing_our_key(fake: FakeAliyun) -> None:
+    fake.secrets = {}  # InvalidAccessKeyId.NotFound, HTTP 404
+
+
+def _aliyun_refusing_our_template(fake: FakeAliyun) -> None:
+    fake.template_code = "SMS_0"  # isv.SMS_TEMPLATE_ILLEGAL, HTTP 200
+
+
+def _aliyun_refusing_our_signature_name(fake: FakeAliyun) -> None:
+    fake.sign_name = "another"  # isv.SMS_SIGNATURE_ILLEGAL, HTTP 200
+
+
+def _aliyun_an_hour_ahead(fake: FakeAliyun) -> None:
+    fake.clock = lambda: datetime.now(UTC) + timedelta(hours=1)  # InvalidTimeStamp.Expired
+
+
+class AliyunCase:
+    """AliyunProvider against tests/fakes/aliyun.py (RPC v1 signature, timestamp, nonce).
+
+    A way is a fault to script or a function that reconfigures the fake (the fixture puts
+    its settings back after the test). Aliyun never deduplicates, `OutId` included.
+    """
+
+    SCENARIOS: ClassVar[Mapping[str, Sequence[Any]]] = {
+        "accepted": [AliyunFault.OK],
+        "refused_for_good": [
+            *((AliyunFault.CODE, code) for code in ALIYUN_REFUSED_FOR_GOOD),
+            _aliyun_refusing_our_key,
+            _aliyun_refusing_our_template,
+            _aliyun_refusing_our_signature_name,
+        ],
+        "refused_for_now": [
+            *((AliyunFault.CODE, code) for code in ALIYUN_REFUSED_FOR_NOW),
+            _aliyun_an_hour_ahead,
+        ],
+        "answer_lost_after_sending": [AliyunFault.DROP_SENT],
+        "answer_lost_before_sending": [AliyunFault.DROP_UNSENT],
+        "answered_too_late": [AliyunFault.SLOW_SENT],
+        "server_error": [
+            (AliyunFault.CODE, "InternalError"),
+            (AliyunFault.CODE, "isp.SYSTEM_ERROR"),
+        ],
+        "server_error_after_sending": [AliyunFault.ERROR_SENT],
+    }
+    DEDUPLICATES: ClassVar[bool] = False
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.fake: FakeAliyun = request.getfixturevalue("fake_aliyun")
+        self.fake.slow_seconds = READ_TIMEOUT * 2
+
+    @staticmethod
+    def at(endpoint: str) -> AliyunProvider:
+        return AliyunProvider(
+            AliyunCredentials(DEFAULT_KEY_ID, DEFAULT_SECRET),
+            sign_name=DEFAULT_SIGN_NAME,
+            template_code=DEFAULT_TEMPLATE_CODE,
+            endpoint=endpoint,
+            connect_timeout=0.5,
+            read_timeout=READ_TIMEOUT,
+        )
+
+    def provider(self) -> Provider:
+        return self.at(self.fake.endpoint)
+
+    def unreachable(self) -> Provider | None:
+        return self.at(f"http://127.0.0.1:{free_port()}")
+
+    def arrange(self, how: Any) -> None:
+        if callable(how):
+            how(self.fake)
+        else:
+            self.fake.script(how)
+
+    def received(self) -> int:
+        return len(self.fake.sent)
+
+
 class ConsoleCase:
     """ConsoleProvider: its "fake" is the process's stdout."""
 
@@ -134,6 +231,7 @@ class ConsoleCase:
 
 # One entry per provider: its name as SMS_PROVIDER spells it, and its case.
 CASES: dict[str, type[ProviderCase]] = {
+    "aliyun": AliyunCase,
     "console": ConsoleCase,
     "ronglian": RonglianCase,
 }
@@ -226,3 +324,15 @@ def test_the_ronglian_provider_prints_nothing(
     RonglianCase.at(f"http://127.0.0.1:{free_port()}").send(sms())
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+# -- Aliyun's own -------------------------------------------------------------------------
+
+
+def test_aliyun_sends_a_repeated_out_id_again(fake_aliyun: FakeAliyun) -> None:
+    # Aliyun documents SendSms as not idempotent: the failover's `find` exists for this
+    target, key = AliyunCase.at(fake_aliyun.endpoint), uuid.uuid4().hex
+    first = sms(key)
+    assert isinstance(target.send(first), Sent)
+    assert isinstance(target.send(first), Sent)
+    assert [message.out_id for message in fake_aliyun.sms_to(first.to)] == [key, key]

@@ -1,11 +1,7 @@
-"""DELIVERY_BACKEND=pubsub: PUBSUB_TOPIC required and checked; the library stays unimported."""
+"""DELIVERY_BACKEND=pubsub: PUBSUB_TOPIC required and checked (the cold-start import check
+runs a process, so it lives in tests/integration/test_pubsub_cold_start.py)."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -45,23 +41,3 @@ def test_a_topic_that_is_not_a_full_name_is_refused(env: pytest.MonkeyPatch, top
 def test_a_full_topic_name_is_taken(env: pytest.MonkeyPatch) -> None:
     env.setenv("PUBSUB_TOPIC", "projects/my-proj-1/topics/smscode-deliveries")
     assert load_settings().pubsub_topic == "projects/my-proj-1/topics/smscode-deliveries"
-
-
-def test_the_http_function_imports_the_pubsub_client_only_when_it_first_publishes() -> None:
-    # the HTTP function loaded and its send use case built, as on a cold start
-    script = (
-        "import sys, functions.issue_code.main\n"
-        "from smscode import bootstrap\n"
-        "bootstrap.sender()\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud.pubsub', 'grpc'))))\n"
-    )
-    env = {**os.environ, **BASE, "PUBSUB_TOPIC": "projects/p-1/topics/smscode-deliveries"}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=Path(__file__).parents[2],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.strip() == "[]"
