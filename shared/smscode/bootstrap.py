@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypedDict
 
 from smscode.adapters import logs
 from smscode.adapters.metrics import PrometheusMetrics, TimedProvider
@@ -25,7 +25,7 @@ from smscode.service_layer.pumping import Operator
 from smscode.service_layer.send import Sender
 from smscode.service_layer.verifications import Verifications
 from smscode.service_layer.verify import Verifier
-from smscode.settings import Settings, get_settings
+from smscode.settings import PROVIDER_REQUIRES, Settings, get_settings
 
 
 def _console(_: Settings) -> Provider:
@@ -34,59 +34,61 @@ def _console(_: Settings) -> Provider:
     return ConsoleProvider()
 
 
+class _HttpOptions(TypedDict):
+    connect_timeout: float
+    read_timeout: float
+    pool_size: int
+
+
+def _http_options(settings: Settings, name: str) -> _HttpOptions:
+    """An HTTP provider's timeouts (<NAME>_{CONNECT,READ}_TIMEOUT_SECONDS) and pool size."""
+    return _HttpOptions(
+        connect_timeout=getattr(settings, f"{name}_connect_timeout_seconds"),
+        read_timeout=getattr(settings, f"{name}_read_timeout_seconds"),
+        pool_size=settings.worker_concurrency,  # one connection per delivering thread
+    )
+
+
+def _required(settings: Settings, provider: str) -> list[Any]:
+    """The values of PROVIDER_REQUIRES[provider]: Settings already refused it without them."""
+    values = [getattr(settings, name) for name in PROVIDER_REQUIRES[provider]]
+    assert all(values), provider
+    return values
+
+
 def _ronglian(settings: Settings) -> Provider:
     from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
 
-    # Settings already refused a ronglian provider without these three.
-    assert settings.ronglian_acc_id
-    assert settings.ronglian_acc_token
-    assert settings.ronglian_app_id
-    creds = Credentials(
-        acc_id=settings.ronglian_acc_id,
-        acc_token=settings.ronglian_acc_token.get_secret_value(),
-        app_id=settings.ronglian_app_id,
-    )
+    acc_id, acc_token, app_id = _required(settings, "ronglian")
+    creds = Credentials(acc_id=acc_id, acc_token=acc_token.get_secret_value(), app_id=app_id)
     return RonglianProvider(
         creds,
         template_id=settings.ronglian_template_id,
         base_url=settings.ronglian_base_url,
-        connect_timeout=settings.ronglian_connect_timeout_seconds,
-        read_timeout=settings.ronglian_read_timeout_seconds,
-        pool_size=settings.worker_concurrency,
+        **_http_options(settings, "ronglian"),
     )
 
 
 def _aliyun(settings: Settings) -> Provider:
     from smscode.adapters.providers.aliyun import AliyunProvider, Credentials
 
-    # Settings already refused an aliyun provider without these four.
-    assert settings.aliyun_access_key_id
-    assert settings.aliyun_access_key_secret
-    assert settings.aliyun_sign_name
-    assert settings.aliyun_template_code
-    creds = Credentials(
-        key_id=settings.aliyun_access_key_id,
-        secret=settings.aliyun_access_key_secret.get_secret_value(),
-    )
+    key_id, secret, sign_name, template_code = _required(settings, "aliyun")
     return AliyunProvider(
-        creds,
-        sign_name=settings.aliyun_sign_name,
-        template_code=settings.aliyun_template_code,
+        Credentials(key_id=key_id, secret=secret.get_secret_value()),
+        sign_name=sign_name,
+        template_code=template_code,
         endpoint=settings.aliyun_endpoint,
-        connect_timeout=settings.aliyun_connect_timeout_seconds,
-        read_timeout=settings.aliyun_read_timeout_seconds,
-        pool_size=settings.worker_concurrency,
+        **_http_options(settings, "aliyun"),
     )
 
 
 def _call_seconds(settings: Settings, name: str) -> float:
     """The longest one send through the provider can take (Aliyun's may look up first)."""
-    if name == "ronglian":
-        return settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds
-    if name == "aliyun":
-        each = settings.aliyun_connect_timeout_seconds + settings.aliyun_read_timeout_seconds
-        return 3 * each  # up to two QuerySendDetails days, then SendSms
-    return 0.0
+    if name not in ("ronglian", "aliyun"):
+        return 0.0
+    options = _http_options(settings, name)
+    each = options["connect_timeout"] + options["read_timeout"]
+    return 3 * each if name == "aliyun" else each  # Aliyun: up to two lookups, then SendSms
 
 
 def _celery(settings: Settings) -> Publisher:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -34,6 +35,20 @@ PROVIDER_REQUIRES: dict[str, tuple[str, ...]] = {
 def _comma_list(value: str) -> list[str]:
     """The non-empty items of a comma-separated setting, stripped."""
     return [item for item in (part.strip() for part in value.split(",")) if item]
+
+
+def _parsed_from_text(*fields: str) -> Callable[[Callable[[str], object]], Any]:
+    """Make `parse(text)` the `before` validator of these fields: the environment gives text,
+    while a value passed already parsed (in code, in tests) goes through as it is."""
+
+    def validator(parse: Callable[[str], object]) -> Any:
+        def validate(cls: type, value: object) -> object:
+            return parse(value) if isinstance(value, str) else value
+
+        validate.__doc__ = parse.__doc__
+        return field_validator(*fields, mode="before")(classmethod(validate))
+
+    return validator
 
 
 class SettingsError(Exception):
@@ -160,11 +175,9 @@ class Settings(BaseSettings):
             raise ValueError("expected projects/<project>/topics/<topic>")
         return value
 
-    @field_validator("test_phones", mode="before")
-    @classmethod
-    def _parse_test_phones(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
+    @_parsed_from_text("test_phones")
+    @staticmethod
+    def _parse_test_phones(value: str) -> object:
         pairs: dict[str, str] = {}
         for item in _comma_list(value):
             phone, _, code = (side.strip() for side in item.partition(":"))
@@ -176,21 +189,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"{phone!r} is not a mainland China mobile number") from None
         return pairs
 
-    @field_validator("send_allowed_prefixes", mode="before")
-    @classmethod
-    def _parse_prefixes(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
+    @_parsed_from_text("send_allowed_prefixes")
+    @staticmethod
+    def _parse_prefixes(value: str) -> object:
         prefixes = tuple(_comma_list(value))
         if not prefixes or not all(re.fullmatch(r"\+[0-9]{1,15}", p) for p in prefixes):
             raise ValueError("expected E.164 prefixes separated by commas, e.g. +861")
         return prefixes
 
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _parse_api_keys(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
+    @_parsed_from_text("api_keys")
+    @staticmethod
+    def _parse_api_keys(value: str) -> object:
         pairs: dict[str, str] = {}
         for item in _comma_list(value):
             key_id, sep, secret = item.partition(":")
@@ -202,23 +211,19 @@ class Settings(BaseSettings):
             pairs[key_id] = secret
         return pairs
 
-    @field_validator("verify_service_sids", mode="before")
-    @classmethod
-    def _parse_service_sids(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        sids = frozenset(filter(None, (part.strip() for part in value.split(","))))
+    @_parsed_from_text("verify_service_sids")
+    @staticmethod
+    def _parse_service_sids(value: str) -> object:
+        sids = frozenset(_comma_list(value))
         if not all(re.fullmatch(r"VA[0-9a-fA-F]{32}", sid) for sid in sids):
             raise ValueError("expected Twilio service sids (VA + 32 hex) separated by commas")
         return sids
 
-    @field_validator("pumping_allow", mode="before")
-    @classmethod
-    def _parse_pumping_allow(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
+    @_parsed_from_text("pumping_allow")
+    @staticmethod
+    def _parse_pumping_allow(value: str) -> object:
         allowed = set()
-        for item in filter(None, (part.strip() for part in value.split(","))):
+        for item in _comma_list(value):
             if re.fullmatch(r"1[0-9]{6}|\+[1-9][0-9]{0,2}", item):  # a block: 1380013, +44
                 allowed.add(item)
                 continue
@@ -230,11 +235,9 @@ class Settings(BaseSettings):
                 ) from None
         return frozenset(allowed)
 
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _parse_origins(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
+    @_parsed_from_text("cors_origins")
+    @staticmethod
+    def _parse_origins(value: str) -> object:
         origins = frozenset(_comma_list(value))
         # An exact origin only: a browser sends "scheme://host[:port]", never a path or "*".
         if not all(re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", o) for o in origins):
