@@ -129,6 +129,13 @@ def _asset(name: str) -> bytes:
 
 
 @cache
+def _document(name: str) -> bytes:
+    """A page with the head lines every page shares (page/head.html) put in its <head>."""
+    marker = b"  <!-- head: page/head.html, put in by the server -->\n"
+    return _asset(name).replace(marker, _asset("head.html"), 1)
+
+
+@cache
 def _asset_file(name: str) -> bytes:
     return resources.files("smscode").joinpath(name).read_bytes()
 
@@ -239,7 +246,7 @@ class Api:
     def page(self, request: HttpRequest, _: re.Match[str]) -> HttpResponse:
         """The demo sign-up page, in the browser's language."""
         lang = _language(request.headers.get("accept-language", ""))
-        body = _asset("index.html").replace(b"__LANG__", lang.encode())
+        body = _document("index.html").replace(b"__LANG__", lang.encode())
         return HttpResponse(200, body, {
             "Content-Type": "text/html; charset=utf-8",
             "Content-Security-Policy": PAGE_CSP,
@@ -308,7 +315,7 @@ class Api:
         if request.path.endswith("/"):  # its relative asset URLs need the canonical path
             return HttpResponse(308, b"", {"Location": "../admin"})
         self._key_id(request)
-        return HttpResponse(200, _asset("admin.html"), {
+        return HttpResponse(200, _document("admin.html"), {
             "Content-Type": "text/html; charset=utf-8",
             "Content-Security-Policy": PAGE_CSP,
             "X-Content-Type-Options": "nosniff",
