@@ -10,8 +10,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,7 @@ import psutil
 import redis
 import requests
 
+from smscode.domain.messages import DeliveryMessage
 from smscode.domain.phones import normalize
 from smscode_dev.embedded import free_port
 
@@ -242,6 +245,20 @@ class DevCommand:
                 return not alive
             time.sleep(0.1)
         return False
+
+
+def delivery_message() -> DeliveryMessage:
+    """A queue message for a publisher to carry (its code is not really sealed: never delivered)."""
+    now = datetime.now(UTC)
+    return DeliveryMessage(
+        message_id=uuid.uuid4().hex,
+        request_id=uuid.uuid4().hex,
+        phone=f"+86{fresh_phone()}",
+        sealed_code="sealed",
+        minutes=5,
+        created_at=now,
+        expires_at=now + timedelta(minutes=5),
+    )
 
 
 def block_phones(count: int, block: str | None = None) -> list[str]:

@@ -13,20 +13,17 @@ import hmac
 import json
 import random
 import secrets
-import socket
-import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from smscode.adapters.providers.aliyun import sign, string_to_sign
-from tests.fakes.ronglian import _Handler, _Server, _shutdown
+from tests.fakes.ronglian import _Handler, _Server
+from tests.fakes.serving import ServedFake
 
 __all__ = [
     "DEFAULT_KEY_ID",
@@ -182,7 +179,7 @@ def _error(code: str, detail: str = "") -> dict[str, object]:
     }
 
 
-class FakeAliyun:
+class FakeAliyun(ServedFake):
     """A threaded local HTTP server that speaks Dysmsapi's RPC protocol."""
 
     def __init__(
@@ -204,26 +201,19 @@ class FakeAliyun:
         `records_delay`: QuerySendDetails shows an SMS only this long after it was sent,
         as the real records lag. `clock` is the fake's "now" for the timestamp window.
         """
+        super().__init__(host, port)
         self.secrets = {key_id: secret}
         self.sign_name = sign_name
         self.template_code = template_code
-        self.host = host
-        self.port = port
         self.latency = latency
         self.slow_seconds = slow_seconds
         self.records_delay = records_delay
         self.clock = clock
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
         self._sent: list[Sms] = []
         self._nonces: set[str] = set()
         self._script: deque[tuple[Fault, str]] = deque()
         self._chaos: tuple[float, tuple[tuple[Fault, str], ...]] = (0.0, ())
         self._rng = random.Random()
-        self._server: _AliyunServer | None = None
-        self._thread: threading.Thread | None = None
-        self._conns: dict[socket.socket, threading.Thread] = {}
         self.requests: list[dict[str, str]] = []  # every request's parameters, oldest first
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -231,51 +221,10 @@ class FakeAliyun:
     @property
     def endpoint(self) -> str:
         """Such as "http://127.0.0.1:40123" (only after start())."""
-        if self._server is None:
-            raise RuntimeError("FakeAliyun is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._url()
 
-    def start(self) -> FakeAliyun:
-        """Bind (to `port`, 0 for any free one) and serve from a daemon thread."""
-        self._stopping.clear()
-        server = _AliyunServer((self.host, self.port), self)
-        self.port = int(server.server_address[1])  # a restart binds the same port again
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.daemon = True
-        self._server, self._thread = server, thread
-        thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and cut open connections: from now on a connect is refused."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            conns = dict(self._conns)
-        for conn in conns:
-            _shutdown(conn)
-        deadline = time.monotonic() + timeout
-        for worker in [*conns.values(), *([thread] if thread else [])]:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeAliyun:
-        """Start and return self."""
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
+    def _bind(self) -> _AliyunServer:
+        return _AliyunServer((self.host, self.port), self)
 
     # -- faults and inspection ------------------------------------------------------------
 
@@ -303,14 +252,7 @@ class FakeAliyun:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Sms]:
         """Block until at least `count` SMS were sent; raise TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._sent) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"only {len(self._sent)} of {count} SMS within {timeout}s")
-                self._changed.wait(left)
-            return list(self._sent)
+        return self._wait_for(self._sent, count, timeout)
 
     def reset(self) -> None:
         """Forget sent SMS, requests, nonces, script and chaos."""
@@ -322,17 +264,6 @@ class FakeAliyun:
             self._chaos = (0.0, ())
 
     # -- used by the handler --------------------------------------------------------------
-
-    def _register(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns[conn] = threading.current_thread()
-
-    def _unregister(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.pop(conn, None)
-
-    def _sleep(self, seconds: float) -> bool:
-        return not self._stopping.wait(seconds)
 
     def _check(self, method: str, params: dict[str, str]) -> None:
         """The gateway's checks, in the order research/aliyun.md §7 gives."""

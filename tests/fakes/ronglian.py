@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import contextlib
 import enum
 import hashlib
 import json
 import random
 import re
 import secrets
-import socket
 import socketserver
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,10 +20,11 @@ from datetime import datetime, timedelta
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from tests.fakes.serving import ServedFake, shutdown
 
 __all__ = [
     "DEFAULT_ACC_ID",
@@ -205,12 +203,6 @@ def _parse_timestamp(ts: str) -> datetime | None:
         return None
 
 
-def _shutdown(sock: socket.socket) -> None:
-    """Shut both directions of a socket down (FIN, no RST), ignoring errors."""
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 class _Rejected(Exception):
     """Validation failed; answer this statusCode."""
 
@@ -313,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the TCP connection without writing a single response byte."""
         self.close_connection = True
-        _shutdown(self.connection)
+        shutdown(self.connection)
 
     def _answer(self, http_status: int, body: bytes, content_type: str) -> None:
         try:
@@ -416,7 +408,7 @@ class _Parsed:
     req_id: str | None
 
 
-class FakeRonglian:
+class FakeRonglian(ServedFake):
     """A threaded local HTTP server that speaks Ronglian's TemplateSMS protocol."""
 
     def __init__(
@@ -436,17 +428,13 @@ class FakeRonglian:
         `clock` is the fake's "now" for the 24-hour timestamp window: a test that must not
         depend on when it runs freezes it, or moves it on.
         """
+        super().__init__(host, port)
         self.acc_id = acc_id
         self.acc_token = acc_token
         self.app_id = app_id
-        self.host = host
-        self.port = port
         self.latency = latency
         self.slow_seconds = slow_seconds
         self.clock = clock
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._stopping = threading.Event()
         self._accepted: list[Sms] = []
         self._requests: list[RawRequest] = []
         self._req_ids: set[str] = set()
@@ -455,65 +443,16 @@ class FakeRonglian:
         self._chaos_faults: tuple[FaultChoice, ...] = ()
         self._rng = random.Random()
         self._policy: Policy | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._conns: dict[socket.socket, threading.Thread] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """Base URL such as "http://127.0.0.1:8883" (only after start())."""
-        if self._server is None:
-            raise RuntimeError("FakeRonglian is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._url()
 
-    def start(self) -> FakeRonglian:
-        """Bind and serve in a background daemon thread; return self."""
-        if self._server is not None:
-            raise RuntimeError("FakeRonglian is already started")
-        self._stopping.clear()
-        server = _Server((self.host, self.port), self)
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-ronglian-{server.server_address[1]}",
-            daemon=True,
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, cut open connections and wait (bounded) for handler threads."""
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            conns = dict(self._conns)
-        for conn in conns:
-            _shutdown(conn)
-        deadline = time.monotonic() + timeout
-        for worker in [*conns.values(), *([thread] if thread else [])]:
-            worker.join(max(0.0, deadline - time.monotonic()))
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeRonglian:
-        """Start (if needed) and return self."""
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
+    def _bind(self) -> _Server:
+        return _Server((self.host, self.port), self)
 
     def serve_until_interrupted(self) -> None:
         """Block the calling thread until KeyboardInterrupt, then stop."""
@@ -580,16 +519,7 @@ class FakeRonglian:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Sms]:
         """Block until at least `count` SMS were accepted; raise TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._accepted) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"only {len(self._accepted)} of {count} SMS accepted within {timeout}s"
-                    )
-                self._changed.wait(left)
-            return list(self._accepted)
+        return self._wait_for(self._accepted, count, timeout)
 
     def reset(self) -> None:
         """Forget accepted SMS, requests, used reqIds, script, chaos and policy."""
@@ -602,21 +532,6 @@ class FakeRonglian:
             self._policy = None
 
     # -- internals used by the handler ----------------------------------------------------
-
-    def _register(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns[conn] = threading.current_thread()
-            stopping = self._stopping.is_set()
-        if stopping:
-            _shutdown(conn)
-
-    def _unregister(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.pop(conn, None)
-
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep unless the fake stops first; True if the full time elapsed."""
-        return not self._stopping.wait(seconds)
 
     def _record_request(self, request: RawRequest) -> None:
         with self._lock:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +24,7 @@ from tests.cloud_helpers import (
 )
 from tests.conftest import function_client
 from tests.fakes.ronglian import FakeRonglian, Fault
-from tests.helpers import fresh_phone
+from tests.helpers import delivery_message, fresh_phone
 
 DELIVER_SOURCE = "functions/deliver_sms/main.py"
 
@@ -188,25 +186,12 @@ def test_malformed_pubsub_message_is_acknowledged(cloud: LocalCloud) -> None:
     assert client.post("/", data=json.dumps(event), headers=headers).status_code == 200
 
 
-def _message() -> DeliveryMessage:
-    now = datetime.now(UTC)
-    return DeliveryMessage(
-        message_id=uuid.uuid4().hex,
-        request_id=uuid.uuid4().hex,
-        phone="+8613800138000",
-        sealed_code="sealed",
-        minutes=5,
-        created_at=now,
-        expires_at=now + timedelta(minutes=5),
-    )
-
-
 def test_a_fifo_queue_drops_a_republished_message(cloud: LocalCloud) -> None:
     # given a FIFO queue (no content-based deduplication: the publisher names the id)
     url = cloud.sqs.create_queue(
         QueueName=f"{cloud.queue_name}.fifo", Attributes={"FifoQueue": "true"}
     )["QueueUrl"]
-    publisher, message = SqsPublisher(url), _message()
+    publisher, message = SqsPublisher(url), delivery_message()
     # when the same message is published twice (a client retry)
     publisher.publish(message)
     publisher.publish(message)
@@ -223,7 +208,7 @@ def test_an_unreachable_queue_is_a_publish_error_and_a_503(
 ) -> None:
     missing = f"{cloud.endpoint}/123456789012/no-such-queue"
     with pytest.raises(PublishError):
-        SqsPublisher(missing).publish(_message())
+        SqsPublisher(missing).publish(delivery_message())
     configure(monkeypatch, {"SQS_QUEUE_URL": missing})
     answer = handle_event(load_event("apigw_post_codes_json.json", fresh_phone()))
     assert answer["statusCode"] == 503

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -46,7 +45,7 @@ from tests.gcp_helpers import (
     pull_one,
     with_data,
 )
-from tests.helpers import Server, fresh_phone
+from tests.helpers import Server, delivery_message, fresh_phone
 from tests.integration.test_faults_broker import slot_untouched
 
 TRANSIENT = (Fault.STATUS, "160050")  # Ronglian: send failed, retry
@@ -113,19 +112,6 @@ def pushed(
     server.stop()
 
 
-def _message() -> DeliveryMessage:
-    now = datetime.now(UTC)
-    return DeliveryMessage(
-        message_id=uuid.uuid4().hex,
-        request_id=uuid.uuid4().hex,
-        phone="+8613800138000",
-        sealed_code="sealed",
-        minutes=5,
-        created_at=now,
-        expires_at=now + timedelta(minutes=5),
-    )
-
-
 @pytest.fixture
 def pubsub_publisher(
     monkeypatch: pytest.MonkeyPatch, pubsub_emulator: PubSubEmulator
@@ -144,7 +130,7 @@ def test_the_publisher_puts_the_wire_form_on_the_topic(
     pubsub_publisher: tuple[Publisher, Callable[[], list[str]]],
 ) -> None:
     publisher, received = pubsub_publisher
-    message = _message()
+    message = delivery_message()
     started = time.perf_counter()
     publisher.publish(message)
     took = time.perf_counter() - started
@@ -370,7 +356,7 @@ def test_a_publisher_that_cannot_reach_pubsub_raises_publish_error(
     began = time.monotonic()
     try:
         with pytest.raises(PublishError):
-            publisher.publish(_message())
+            publisher.publish(delivery_message())
     finally:
         bootstrap.reset()
     print(f"\n[pubsub down] PublishError after {time.monotonic() - began:.2f} s")
