@@ -45,7 +45,6 @@ def _parsed_from_text(*fields: str) -> Callable[[Callable[[str], object]], Any]:
         def validate(cls: type, value: object) -> object:
             return parse(value) if isinstance(value, str) else value
 
-        validate.__doc__ = parse.__doc__
         return field_validator(*fields, mode="before")(classmethod(validate))
 
     return validator
