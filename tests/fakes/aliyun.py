@@ -348,12 +348,15 @@ class FakeAliyun(ServedFake):
             and sms.sent_at <= shown
             and sms.sent_at.astimezone(BEIJING).strftime("%Y%m%d") == day
         ]
+        # Pages as Aliyun pages them: PageSize (at most 50) rows of page CurrentPage.
+        size = min(50, max(1, int(params.get("PageSize", "10") or 10)))
+        page = max(1, int(params.get("CurrentPage", "1") or 1))
         return {
             "Code": "OK",
             "Message": "OK",
             "RequestId": _request_id(),
             "TotalCount": len(rows),
-            "SmsSendDetailDTOs": {"SmsSendDetailDTO": rows},
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": rows[(page - 1) * size : page * size]},
         }
 
 

@@ -91,3 +91,22 @@ def test_find_sees_an_sms_by_out_id_and_only_ours(fake_aliyun: FakeAliyun) -> No
 def test_find_cannot_tell_when_the_records_cannot_be_read() -> None:
     result = provider(f"http://127.0.0.1:{free_port()}").find(sms(), datetime.now(UTC))
     assert isinstance(result, MaybeSent)
+
+
+def test_find_reads_past_the_first_page_of_a_busy_number(fake_aliyun: FakeAliyun) -> None:
+    # given a number that had 60 other SMS today before ours (a QA number, a shared account)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    aliyun = provider(fake_aliyun.endpoint)
+    phone = sms().to
+    for _ in range(60):
+        assert isinstance(
+            aliyun.send(Sms(to=phone, code="1", minutes=5, key=uuid.uuid4().hex)), Sent
+        )
+    ours = Sms(to=phone, code="2", minutes=5, key=uuid.uuid4().hex)
+    assert aliyun.find(ours, since) is None  # two pages read, none of them ours
+    fake_aliyun.script(Fault.DROP_SENT)
+    assert isinstance(aliyun.send(ours), MaybeSent)
+    # when the lookup looks for ours, the 61st record, on the second page
+    found = aliyun.find(ours, since)
+    # then it is found there, not taken as "surely none"
+    assert isinstance(found, Sent)
