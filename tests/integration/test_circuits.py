@@ -128,6 +128,23 @@ def test_a_permanent_refusal_moves_the_send_on(
     assert metrics.changes == [("ronglian", "open")]
 
 
+def test_a_refusal_about_one_number_never_opens_the_circuit(
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given sends to numbers Ronglian refuses for themselves (bad format, per-number caps),
+    # more of them than the breaker's threshold: an attacker's cheap way to cut everyone off
+    metrics = Counted()
+    both = failover(redis_client, fake_ronglian.base_url, fake_aliyun, metrics)
+    for code in ("160042", "160040", "160038", "160042"):
+        fake_ronglian.script((RonglianFault.STATUS, code))
+        both.send(leased(redis_client))
+    # then Ronglian's circuit stays closed and the next real send goes to Ronglian
+    assert metrics.changes == []
+    result = both.send(leased(redis_client))
+    assert isinstance(result, Sent)
+    assert result.provider == "ronglian"
+
+
 def test_after_an_ambiguous_answer_the_send_stays_with_that_provider(
     redis_client: redis.Redis, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
 ) -> None:

@@ -48,10 +48,16 @@ class MaybeSent:
 
 @dataclass(frozen=True)
 class Failed:
-    """A permanent refusal (number, template, account, balance, caps): never retried."""
+    """A permanent refusal (number, template, account, balance, caps): never retried.
+
+    `for_number` marks a refusal about this one number (malformed, blacklisted, its own
+    caps) rather than the provider's account or template: it says nothing about whether
+    the provider works for anyone else, so it must not open the provider's circuit.
+    """
 
     reason: str
     status_code: str = ""
+    for_number: bool = False
 
 
 Result = Sent | NotSent | MaybeSent | Failed

@@ -2,11 +2,12 @@
 
 One accepted send is one SMS. A send moves to the next provider only when the current one
 certainly did not send it: it refused (NotSent), it refused for good (Failed, which also
-opens its circuit), or its circuit is open. Before each call the message is pinned to the
-provider in Redis while the delivery lease is held; the pin stays after an ambiguous
-answer (MaybeSent) or a worker killed mid-call, and from then on every attempt, on any
-worker, goes to that provider only: Ronglian deduplicates on `reqId`; Aliyun does not, so
-before resending there we look for our `OutId` in its send records (`Route.find`).
+opens its circuit unless it is about the number alone), or its circuit is open. Before each
+call the message is pinned to the provider in Redis while the delivery lease is held; the
+pin stays after an ambiguous answer (MaybeSent) or a worker killed mid-call, and from then
+on every attempt, on any worker, goes to that provider only: Ronglian deduplicates on
+`reqId`; Aliyun does not, so before resending there we look for our `OutId` in its send
+records (`Route.find`).
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class Failover:
 
     def _call(self, route: Route, sms: Sms) -> Result:
         result = route.provider.send(sms)
+        if isinstance(result, Failed) and result.for_number:
+            return result  # about this number only: the provider still works for the rest
         outcome: Literal["success", "failure", "trip"] = (
             "success" if isinstance(result, Sent) else "trip" if isinstance(result, Failed)
             else "failure"

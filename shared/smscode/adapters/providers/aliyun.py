@@ -48,7 +48,10 @@ PERMANENT = frozenset({
     "SignatureDoesNotMatch", "isv.OUT_OF_SERVICE", "isv.AMOUNT_NOT_ENOUGH",
     "isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL", "isp.RAM_PERMISSION_DENY",
     "isv.TEMPLATE_MISSING_PARAMETERS", "isv.INVALID_JSON_PARAM", "isv.INVALID_PARAMETERS",
+    "isv.MOBILE_COUNT_OVER_LIMIT",
 })  # fmt: skip
+# The permanent refusals about one number, not the account or template (see Failed).
+FOR_NUMBER = frozenset({"isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_COUNT_OVER_LIMIT"})
 
 
 # QuerySendDetails pages at most 50 records; a number with more than LOOKUP_PAGES pages in
@@ -138,7 +141,7 @@ def classify_answer(status: int, payload: bytes) -> Result:
     if code in NOT_SENT or code.startswith("Throttling"):
         return NotSent(message or code, code)
     if code in PERMANENT:
-        return Failed(message or code, code)
+        return Failed(message or code, code, for_number=code in FOR_NUMBER)
     if status == 429:
         return NotSent("HTTP 429", str(status))
     if not code and 400 <= status < 500 and status != 408:

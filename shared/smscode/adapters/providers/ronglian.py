@@ -68,6 +68,15 @@ PERMANENT = _codes(
     (172003, 172007),  # bad answer body, empty IP, account, token or appId (SDK side)
     (172012, 172012),
 )
+# The permanent refusals about one number, not the account or template: verification codes
+# sent too often, the per-number daily caps, a malformed or unsubscribed number, a test
+# template to an unregistered number, a repeated request that is not ours.
+FOR_NUMBER = _codes(
+    (113302, 113302),
+    (160038, 160042),
+    (160051, 160051),
+    (160054, 160054),
+)
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result
     if code in NOT_SENT:
         return NotSent(message or "retryable refusal", code)
     if code in PERMANENT:
-        return Failed(message or "refused", code)
+        return Failed(message or "refused", code, for_number=code in FOR_NUMBER)
     return MaybeSent(message or "unknown status", code)
 
 
