@@ -254,3 +254,17 @@ def test_native_and_twilio_codes_never_cross(
         f"{server.url}/codes/verify", data={"phone": phone, "code": native}, timeout=5
     )
     assert answer.json() == {"status": "success"}
+
+
+def test_approvals_count_as_verified_for_the_pumping_rule(
+    verify: ServiceContext, fake_ronglian: FakeRonglian
+) -> None:
+    # given 25 numbers of one block, each verified through the Twilio API: past the pumping
+    # rule's 20 sends, where a block with no verified code would be refused
+    block = fresh_phone()[:7]
+    for i in range(25):
+        to = f"+86{block}{i:04d}"
+        # when each is sent a code and checked with it
+        verify.verifications.create(to=to, channel="sms")
+        # then none is refused as pumping, and each approval counts for the block
+        assert verify.verification_checks.create(to=to, code=code_for(fake_ronglian, to)).valid

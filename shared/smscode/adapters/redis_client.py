@@ -50,9 +50,14 @@ def redis_errors() -> Iterator[None]:
         raise Unavailable("The code store is unavailable; please try again shortly.") from error
 
 
-def load_script(client: Client, name: str) -> Script:
-    """Register `lua/<name>.lua` on the client (EVALSHA, loaded again after a restart)."""
-    source = resources.files("smscode.adapters").joinpath("lua", f"{name}.lua").read_text()
+def load_script(client: Client, name: str, *libraries: str) -> Script:
+    """Register `lua/<name>.lua` on the client (EVALSHA, loaded again after a restart).
+
+    Each of `libraries` (`lua/<library>.lua`, local functions) is put before the script:
+    Redis scripts cannot include one another.
+    """
+    lua = resources.files("smscode.adapters").joinpath("lua")
+    source = "".join(lua.joinpath(f"{part}.lua").read_text() for part in (*libraries, name))
     return client.register_script(source)
 
 

@@ -31,6 +31,15 @@ def _pumping_args(watch: BlockWatch, now: int) -> list[str | int | float]:
     ]  # fmt: skip
 
 
+def verified_counting(watch: BlockWatch, now: int) -> tuple[list[str], list[str | int]]:
+    """The KEYS and ARGV that `count_verified` (lua/lib_pumping.lua) takes, in its order."""
+    rule, hour = watch.rule, now // HOUR_MS
+    return (
+        [keys.pumping_window(watch.block), keys.stats_hour(hour), keys.stats_hour_verified(hour)],
+        [watch.block, 0 if watch.exempt else 1, rule.bucket_seconds, rule.buckets, now],
+    )
+
+
 class RedisStore:
     """The `CodeStore` port on Redis, one Lua script per decision; errors become Unavailable."""
 
@@ -39,7 +48,7 @@ class RedisStore:
         self._clock = clock
         self._issue = load_script(client, "issue")
         self._unissue = load_script(client, "unissue")
-        self._verify = load_script(client, "verify")
+        self._verify = load_script(client, "verify", "lib_pumping")
         self._claim = load_script(client, "claim")
         self._finish = load_script(client, "finish")
         self._issue_test_phone = load_script(client, "issue_test_phone")
@@ -181,20 +190,12 @@ class RedisStore:
         purpose: str = "login",
     ) -> VerifyResult:
         """Compare, count and consume or burn the phone's code for the purpose in one step."""
-        now, rule = self._clock(), pumping.rule
-        hour = now // HOUR_MS
+        counted_keys, counted_args = verified_counting(pumping, self._clock())
         with redis_errors():
             result = self._verify(
-                keys=[
-                    keys.code(phone, purpose), keys.verify_failures(phone),
-                    keys.pumping_window(pumping.block), keys.stats_hour(hour),
-                    keys.stats_hour_verified(hour),
-                ],
-                args=[
-                    candidate_hash, max_attempts, daily_failures, pumping.block,
-                    0 if pumping.exempt else 1, rule.bucket_seconds, rule.buckets, now,
-                ],
-            )  # fmt: skip
+                keys=[keys.code(phone, purpose), keys.verify_failures(phone), *counted_keys],
+                args=[candidate_hash, max_attempts, daily_failures, *counted_args],
+            )
         return (result[0], result[1] if len(result) > 1 else None)
 
     def claim(

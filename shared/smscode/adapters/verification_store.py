@@ -9,7 +9,9 @@ from typing import Any, cast
 
 from smscode.adapters import keys
 from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
+from smscode.adapters.redis_store import verified_counting
 from smscode.domain import purposes
+from smscode.domain.pumping import BlockWatch
 from smscode.domain.verifications import SendAttempt, Status, Verification
 from smscode.service_layer.ports import CheckOutcome
 
@@ -45,7 +47,7 @@ class RedisVerificationStore:
         self.client = client
         self._clock = clock
         self._attach = load_script(client, "verification_attach")
-        self._check = load_script(client, "verification_check")
+        self._check = load_script(client, "verification_check", "lib_pumping")
         self._close = load_script(client, "verification_close")
 
     def attach(
@@ -103,15 +105,21 @@ class RedisVerificationStore:
         candidate_hash: str,
         max_checks: int,
         daily_failures: int,
+        pumping: BlockWatch,
     ) -> tuple[CheckOutcome, Verification | None]:
-        """Compare a code with the verification's own, count it, approve or exhaust it."""
+        """Compare a code with the verification's own, count it, approve or exhaust it.
+
+        An approval counts as a verified send of its number block, as a native verify does.
+        """
+        now = self._clock()
+        counted_keys, counted_args = verified_counting(pumping, now)
         with redis_errors():
             outcome, flat = self._check(
                 keys=[
                     keys.verification(service_sid, phone), _code(phone),
-                    keys.verify_failures(phone),
+                    keys.verify_failures(phone), *counted_keys,
                 ],
-                args=[sid, candidate_hash, max_checks, daily_failures, self._clock()],
+                args=[sid, candidate_hash, max_checks, daily_failures, now, *counted_args],
             )  # fmt: skip
         return outcome, _verification(flat)
 

@@ -327,8 +327,12 @@ class VerificationStore(Protocol):
         candidate_hash: str,
         max_checks: int,
         daily_failures: int,
+        pumping: BlockWatch,
     ) -> tuple[CheckOutcome, Verification | None]:
-        """Compare a code with the verification's own ('' sid: the number's pending one)."""
+        """Compare a code with the verification's own ('' sid: the number's pending one).
+
+        An approval counts as a verified send of the number's block (`pumping`).
+        """
         ...
 
     def close(

@@ -12,6 +12,7 @@ import logging
 
 from smscode.domain import codes, phones, purposes
 from smscode.domain.policy import Policy
+from smscode.domain.pumping import BlockWatch
 from smscode.domain.verifications import (
     MaxCheckAttempts,
     Status,
@@ -114,6 +115,7 @@ class Verifications:
             candidate_hash=codes.hash_code(self._secret, phone, code),
             max_checks=self._policy.max_verify_attempts,
             daily_failures=self._policy.verify_failures_daily,
+            pumping=BlockWatch.of(phone, self._policy.pumping),
         )
         self._metrics.verified(outcome)
         extra = {"phone": phones.mask(phone), "outcome": outcome}

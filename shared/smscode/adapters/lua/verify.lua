@@ -2,7 +2,7 @@
 -- KEYS[1] code hash  KEYS[2] phone's daily verify-failure counter
 -- ARGV[1] candidate hmac  ARGV[2] max wrong tries per code  ARGV[3] daily failure cap per phone
 -- Returns {'ok', request_id} | {'locked'} | {'none'} | {'invalid', attempts_left} | {'burned'}.
--- Pumping (issue 19), counted on 'ok': KEYS[3] the block's window hash (as in issue.lua)
+-- Pumping, counted on 'ok' by count_verified (lib_pumping.lua): KEYS[3] the block's window hash (as in issue.lua)
 -- KEYS[4] this hour's stats hash  KEYS[5] this hour's verified per block (zset)
 -- ARGV[4] block  ARGV[5] 1 to count it in its window, 0 when allow-listed  ARGV[6] bucket (s)
 -- ARGV[7] buckets per window  ARGV[8] now (ms)
@@ -21,19 +21,7 @@ if not stored[1] then
 end
 if stored[1] == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  -- ---- pumping: one verified send for the block's conversion and the hour's stats ----
-  if ARGV[5] == '1' then
-    local bucket = math.floor(tonumber(ARGV[8]) / 1000 / tonumber(ARGV[6]))
-    redis.call('HINCRBY', KEYS[3], 'v' .. bucket, 1)
-    redis.call('HINCRBY', KEYS[3], 'V', 1)  -- the window's total (see issue.lua)
-    redis.call('PEXPIRE', KEYS[3], 1000 * tonumber(ARGV[6]) * (tonumber(ARGV[7]) + 1))
-  end
-  redis.call('ZINCRBY', KEYS[5], 1, ARGV[4])
-  if redis.call('HINCRBY', KEYS[4], 'verified', 1) == 1 then  -- the hour's first: keep it 25 h
-    redis.call('EXPIRE', KEYS[4], 90000)
-    redis.call('EXPIRE', KEYS[5], 90000)
-  end
-  -- ---- end pumping ----
+  count_verified(KEYS[3], KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
   return {'ok', stored[2]}
 end
 fail()
