@@ -44,3 +44,14 @@ def test_memory_is_bounded_oldest_first() -> None:
         refusals.remember(phone, Rejection("phone_daily", 600))
     assert refusals.check("+8613800000001") is None
     assert refusals.check("+8613800000003") is not None
+
+
+def test_a_daily_cap_refusal_is_remembered_a_minute_at_most() -> None:
+    # given the store refused a phone for its daily cap, for the next 20 hours
+    clock = Clock()
+    refusals = Refusals(clock=clock)
+    refusals.remember("+8613800138000", Rejection("phone_daily", 72_000))
+    assert refusals.check("+8613800138000") == Rejection("phone_daily", 60)
+    # then after a minute the store decides again (an operator may have reset the counter)
+    clock.now += 60
+    assert refusals.check("+8613800138000") is None

@@ -133,7 +133,9 @@ class RedisStore:
         speed_keys = [keys.outbox(), keys.outbox_messages()]
         speed_args: list[str | int | float] = ["", 0, ""]
         if staged is not None:
-            speed_args = [staged.payload, now + staged.recheck_ms, staged.envelope or ""]
+            # the envelope only with its queue: issue.lua would push it onto KEYS[10] anyway
+            pushed = staged.envelope or "" if staged.queue_key is not None else ""
+            speed_args = [staged.payload, now + staged.recheck_ms, pushed]
             if staged.queue_key is not None:
                 speed_keys.append(staged.queue_key)
         keys_ = self._send_keys(phone, ip, request_id, purpose) + speed_keys

@@ -77,7 +77,10 @@ class Failover:
             name, since = pinned
             if name in self._routes:
                 return self._again(self._routes[name], sms, since)
+            # It may have sent there: another provider could make it two. Retried until the
+            # code expires, in case the provider is listed again.
             log.warning("message pinned to %s, which is no longer listed", name)
+            return MaybeSent(f"pinned to {name}, which is no longer listed")
         return self._first(sms, key)
 
     def _first(self, sms: Sms, key: str) -> Result:

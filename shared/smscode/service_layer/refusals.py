@@ -21,6 +21,7 @@ from smscode.domain.policy import Rejection
 
 # Refusals worth remembering: they are about the phone, whoever asks.
 PHONE_REASONS = frozenset({"resend_interval", "phone_daily"})
+MAX_SECONDS = 60
 
 
 class Refusals:
@@ -44,7 +45,9 @@ class Refusals:
         """
         if rejection.reason not in PHONE_REASONS or rejection.retry_after <= 1:
             return
-        longest = rejection.retry_after - 1
+        # At most MAX_SECONDS: an operator who resets a phone's counter in Redis (a support
+        # case) sees it take effect everywhere within a minute, not a day.
+        longest = min(rejection.retry_after - 1, MAX_SECONDS)
         with self._lock:
             self._until[phone] = (rejection.reason, self._clock() + longest, longest)
             self._until.move_to_end(phone)
