@@ -43,11 +43,25 @@ def connect(url: str) -> Client:
 
 @contextmanager
 def redis_errors() -> Iterator[None]:
-    """Turn a Redis that cannot be reached into Unavailable (a 503, or a retry)."""
+    """Turn a Redis that cannot serve now into Unavailable (a 503, or a retry).
+
+    Besides a lost connection: a replica promoted a moment ago (READONLY), a server still
+    loading its data or out of memory, a cluster without a majority. Any other error is a
+    bug and stays what it is.
+    """
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as error:
+    except _PASSING as error:
         raise Unavailable("The code store is unavailable; please try again shortly.") from error
+
+
+# redis-py's classes for "not now" rather than "wrong": the next try may pass.
+_PASSING = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError, redis.exceptions.BusyLoadingError,
+    redis.exceptions.OutOfMemoryError, redis.exceptions.MasterDownError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+)  # fmt: skip
 
 
 def load_script(client: Client, name: str, *libraries: str) -> Script:
