@@ -52,3 +52,10 @@ def test_a_short_secret_is_refused_without_echoing_it(monkeypatch: pytest.Monkey
         load_settings()
     assert "API_KEYS" in str(error.value)
     assert "tooshort" not in str(error.value)
+
+
+def test_a_cross_site_browser_request_is_refused_even_with_the_key() -> None:
+    # another site's form posting to a keyed route with the operator's remembered key
+    headers = {"authorization": basic("ops:" + "s" * 24), "sec-fetch-site": "cross-site"}
+    assert authenticate(headers, KEYS) is None
+    assert authenticate(headers | {"sec-fetch-site": "same-origin"}, KEYS) == "ops"

@@ -35,6 +35,10 @@ def authenticate(headers: Mapping[str, str], keys: Mapping[str, SecretStr]) -> s
         headers: the request headers, names lower-cased.
         keys: API_KEYS, id -> secret.
     """
+    if headers.get("sec-fetch-site") == "cross-site":
+        # A browser that remembers an operator's Basic key (the dashboard) would attach it
+        # to another site's form post; a server-to-server client never sends this header.
+        return None
     given = credentials(headers.get("authorization", ""))
     if given is None:
         return None
