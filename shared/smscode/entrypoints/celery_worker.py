@@ -43,13 +43,26 @@ def sweep_outbox(app: Celery, settings: Settings, stop: threading.Event) -> None
             log.warning("queued %d overdue messages again", len(payloads))
 
 
+# Celery's own line per task received and per task finished: our delivery log line already
+# says what happened to each message, and formatting two more cost more CPU than the rest of
+# the worker's logging together. Their warnings and errors still show (all of it at DEBUG).
+_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def _setup_logging(level: str) -> None:
+    logs.setup(level)
+    if level != "DEBUG":
+        for name in _PER_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def create_worker_app(settings: Settings) -> Celery:
     """The worker's Celery app with the delivery task registered."""
     app = make_app(
         settings.broker_url, settings.celery_visibility_timeout_seconds, settings.celery_queue
     )
     # Connecting this signal tells Celery to leave logging alone: our JSON lines stay as they are.
-    setup_logging.connect(lambda **_: logs.setup(settings.log_level), weak=False)
+    setup_logging.connect(lambda **_: _setup_logging(settings.log_level), weak=False)
     base, cap = settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds
     stop = threading.Event()
     sweeper = threading.Thread(
