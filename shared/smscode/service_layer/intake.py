@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache, partial
+from functools import partial
 
 from pydantic import ValidationError
 
@@ -20,8 +20,8 @@ from smscode.domain.outcomes import Outcome
 
 log = logging.getLogger("smscode.intake")
 
-# Payloads delivered at once by one process, over all the batches it is handed together.
-MAX_CONCURRENT = 256
+# Lambda hands at most 10 records per batch from an SQS event source with batchSize 10.
+MAX_THREADS = 10
 
 Deliver = Callable[[DeliveryMessage], Outcome]
 
@@ -35,19 +35,8 @@ def receive(payloads: Sequence[str | bytes], deliver: Deliver) -> list[Outcome]:
     """
     if len(payloads) <= 1:
         return [_receive_one(payload, deliver) for payload in payloads]
-    return list(_pool().map(partial(_receive_one, deliver=deliver), payloads))
-
-
-@cache
-def _pool() -> ThreadPoolExecutor:
-    """One pool per process, its threads kept between batches.
-
-    A pool made per batch started up to ten threads for every ten messages. The executor
-    reuses an idle thread before it starts one, so one batch at a time (a Lambda container:
-    at most ten SQS records) keeps at most ten threads; the bound only matters where a
-    process takes several batches at once (a Pub/Sub service with request concurrency).
-    """
-    return ThreadPoolExecutor(max_workers=MAX_CONCURRENT, thread_name_prefix="smscode-intake")
+    with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(payloads))) as pool:
+        return list(pool.map(partial(_receive_one, deliver=deliver), payloads))
 
 
 def _receive_one(payload: str | bytes, deliver: Deliver) -> Outcome:
