@@ -81,7 +81,7 @@ class RedisStore:
         purpose: str = "login",
     ) -> Rejection | None:
         """Store a new code for the phone if every cap allows it; else say which cap refused."""
-        return self._issue_with(
+        return self.issue_staged(
             None, phone=phone, masked=masked, ip=ip, code_hash=code_hash,
             message_id=message_id, request_id=request_id, limits=limits, pumping=pumping,
             purpose=purpose,
@@ -89,7 +89,7 @@ class RedisStore:
 
     def issue_staged(
         self,
-        staged: Staged,
+        staged: Staged | None,
         *,
         phone: str,
         masked: str,
@@ -102,27 +102,7 @@ class RedisStore:
         purpose: str = "login",
     ) -> Rejection | None:
         """`issue`, and the message enters the outbox (and its broker queue, when that lives
-        here) in the same script: an accepted send is one round trip."""
-        return self._issue_with(
-            staged, phone=phone, masked=masked, ip=ip, code_hash=code_hash,
-            message_id=message_id, request_id=request_id, limits=limits, pumping=pumping,
-            purpose=purpose,
-        )  # fmt: skip
-
-    def _issue_with(
-        self,
-        staged: Staged | None,
-        *,
-        phone: str,
-        masked: str,
-        ip: str,
-        code_hash: str,
-        message_id: str,
-        request_id: str,
-        limits: Limits,
-        pumping: BlockWatch,
-        purpose: str,
-    ) -> Rejection | None:
+        here) in the same script: an accepted send is one round trip (None: `issue` alone)."""
         now = self._clock()
         args: list[str | int | float] = [
             code_hash, message_id, request_id, limits.code_ttl, limits.resend_interval,
