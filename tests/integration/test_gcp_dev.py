@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,13 @@ def test_dev_gcp_runs_the_google_cloud_shape_and_ctrl_c_stops_it(tmp_path: Path)
         assert answer.status_code == 202, answer.text
         # then the emulator pushes it to the delivery function, which prints the SMS once
         code = dev.read_until(rf"SMS to \+86{phone}: your code is (\d{{6}})")[1]
-        state = requests.get(
-            f"http://127.0.0.1:{port}/codes/{answer.json()['request_id']}", timeout=5
-        ).json()["state"]
+        # the console prints the SMS before the function records it: wait for the record
+        status_url = f"http://127.0.0.1:{port}/codes/{answer.json()['request_id']}"
+        deadline = time.monotonic() + 10
+        state = requests.get(status_url, timeout=5).json()["state"]
+        while state == "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state = requests.get(status_url, timeout=5).json()["state"]
         assert state == "sent"
         body = {"phone": phone, "code": code}
         verified = requests.post(f"http://127.0.0.1:{port}/codes/verify", json=body, timeout=5)
