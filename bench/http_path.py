@@ -31,6 +31,9 @@ class HttpFigures:
     verify_ratios: list[float] = field(default_factory=list)
     seed: load.LoadResult | None = None  # the seed's Django view, new phones
     seed_ratios: list[float] = field(default_factory=list)  # new phones / seed, per repeat
+    # mode: median CPU us per answered request of (the serving processes, the code store's
+    # Redis); what the cores buy: a path's req/s on a saturated machine goes as 1 / their sum
+    cpu_us: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def _median(results: list[load.LoadResult]) -> load.LoadResult:
@@ -62,18 +65,28 @@ def measure(
     smscode, hello, seed = servers["smscode"], servers["hello"], servers.get("seed")
     modes = ["hello", "new", "same", *(["verify", "seed"] if full else [])]
     runs: dict[str, list[load.LoadResult]] = {mode: [] for mode in modes}
+    cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
+    store = redis.Redis.from_url(env["REDIS_URL"])
+
+    def redis_cpu() -> float:
+        info = store.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
     def run(mode: str, length: float) -> load.LoadResult:
-        if mode == "hello":
-            return load.closed_loop(hello.url, "hello", 0, length)
-        if mode == "seed":
-            assert seed is not None
-            return load.closed_loop(seed.url, "new", bases.next_base(), length)
-        return load.closed_loop(smscode.url, mode, bases.next_base(), length)
+        server = {"hello": hello, "seed": seed}.get(mode, smscode)
+        assert server is not None
+        before = stack.cpu_seconds(server), redis_cpu()
+        base = 0 if mode == "hello" else bases.next_base()
+        result = load.closed_loop(server.url, "new" if mode == "seed" else mode, base, length)
+        requests = max(1, result.requests)
+        server_us = 1e6 * (stack.cpu_seconds(server) - before[0]) / requests
+        cpu[mode].append((server_us, 1e6 * (redis_cpu() - before[1]) / requests))
+        return result
 
     try:
         for mode in modes:  # warm: imports, connections, scripts
             run(mode, 2)
+            cpu[mode].clear()
         for _ in range(repeats):
             for mode in modes:
                 runs[mode].append(run(mode, seconds))
@@ -97,6 +110,10 @@ def measure(
         verify_ratios=ratios("verify", hellos),
         seed=_median(runs["seed"]) if full else None,
         seed_ratios=ratios("new", runs.get("seed", [])),
+        cpu_us={
+            mode: (statistics.median(s for s, _ in each), statistics.median(r for _, r in each))
+            for mode, each in cpu.items()
+        },
     )
 
 

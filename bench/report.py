@@ -156,6 +156,7 @@ class Report:
                 f"{head.seed.p50_ms:.1f}/{head.seed.p99_ms:.1f} ms, statuses "
                 f"{head.seed.statuses}; smscode new phones / seed {_spread(head.seed_ratios)}.",
             ]
+        lines += self._cpu_per_request(head)
         lines += [
             "",
             f"The first row ({head.workers} x {head.threads}, the bench default) is the median of "
@@ -165,6 +166,35 @@ class Report:
             f"socket errors {head.hello.errors}/{head.new.errors}/{head.same.errors}.",
             "",
         ]
+        return lines
+
+    @staticmethod
+    def _cpu_per_request(head: HttpFigures) -> list[str]:
+        """Where each path's cores go: on a saturated machine req/s goes as 1 / CPU per request."""
+        if not head.cpu_us or "hello" not in head.cpu_us:
+            return []
+        names = {
+            "hello": "hello world",
+            "new": "POST /codes, new phones",
+            "same": "POST /codes, 429",
+            "verify": "POST /codes/verify",
+            "seed": "the seed's Django view",
+        }
+        hello = sum(head.cpu_us["hello"])
+        lines = [
+            "",
+            "CPU per answered request, first row (medians of the repeats): the serving processes "
+            "(gunicorn master and workers) and the code store's Redis. The load generator's "
+            "share is left out. A ratio R to hello world needs a path's sum to be at most "
+            "hello's / R.",
+            "",
+            "| path | server us | Redis us | sum us | hello's sum / this sum |",
+            "|---|---|---|---|---|",
+        ]
+        for mode, (server, store) in head.cpu_us.items():
+            total = server + store
+            share = f"{hello / total:.2f}" if total else ""
+            lines.append(f"| {names[mode]} | {server:.0f} | {store:.0f} | {total:.0f} | {share} |")
         return lines
 
     def _redis(self) -> list[str]:

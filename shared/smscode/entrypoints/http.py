@@ -49,7 +49,7 @@ JWKS_CACHE_CONTROL = "public, max-age=300"
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """What any adapter hands the API: header names lower-cased, body as bytes."""
+    """What any adapter hands the API: headers looked up by lower-case name, body as bytes."""
 
     method: str
     path: str
