@@ -31,6 +31,8 @@ class HttpFigures:
     verify_ratios: list[float] = field(default_factory=list)
     seed: load.LoadResult | None = None  # the seed's Django view, new phones
     seed_ratios: list[float] = field(default_factory=list)  # new phones / seed, per repeat
+    round_trip: load.LoadResult | None = None  # hello world after one Redis PING
+    round_trip_ratios: list[float] = field(default_factory=list)
     # mode: median CPU us per answered request of (the serving processes, the code store's
     # Redis); what the cores buy: a path's req/s on a saturated machine goes as 1 / their sum
     cpu_us: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -60,10 +62,11 @@ def measure(
     servers = {"smscode": stack.smscode_server(env), "hello": stack.hello_server(env)}
     if full:
         servers["seed"] = stack.seed_server(env)
+        servers["round_trip"] = stack.hello_server(env, "round_trip")
     for server in servers.values():
         server.start()
-    smscode, hello, seed = servers["smscode"], servers["hello"], servers.get("seed")
-    modes = ["hello", "new", "same", *(["verify", "seed"] if full else [])]
+    smscode = servers["smscode"]
+    modes = ["hello", "new", "same", *(["verify", "seed", "round_trip"] if full else [])]
     runs: dict[str, list[load.LoadResult]] = {mode: [] for mode in modes}
     cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     store = redis.Redis.from_url(env["REDIS_URL"])
@@ -73,11 +76,11 @@ def measure(
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
     def run(mode: str, length: float) -> load.LoadResult:
-        server = {"hello": hello, "seed": seed}.get(mode, smscode)
-        assert server is not None
+        server = servers.get(mode, smscode)
         before = stack.cpu_seconds(server), redis_cpu()
-        base = 0 if mode == "hello" else bases.next_base()
-        result = load.closed_loop(server.url, "new" if mode == "seed" else mode, base, length)
+        wrk_mode = {"seed": "new", "round_trip": "hello"}.get(mode, mode)
+        base = 0 if wrk_mode == "hello" else bases.next_base()
+        result = load.closed_loop(server.url, wrk_mode, base, length)
         requests = max(1, result.requests)
         server_us = 1e6 * (stack.cpu_seconds(server) - before[0]) / requests
         cpu[mode].append((server_us, 1e6 * (redis_cpu() - before[1]) / requests))
@@ -110,6 +113,8 @@ def measure(
         verify_ratios=ratios("verify", hellos),
         seed=_median(runs["seed"]) if full else None,
         seed_ratios=ratios("new", runs.get("seed", [])),
+        round_trip=_median(runs["round_trip"]) if full else None,
+        round_trip_ratios=ratios("round_trip", hellos),
         cpu_us={
             mode: (statistics.median(s for s, _ in each), statistics.median(r for _, r in each))
             for mode, each in cpu.items()

@@ -156,6 +156,13 @@ class Report:
                 f"{head.seed.p50_ms:.1f}/{head.seed.p99_ms:.1f} ms, statuses "
                 f"{head.seed.statuses}; smscode new phones / seed {_spread(head.seed_ratios)}.",
             ]
+        if head.round_trip is not None:
+            lines += [
+                "",
+                f"The floor of a path that asks Redis once (send, verify): hello world after one "
+                f"PING through redis-py, same server, {head.round_trip.rps:.0f} req/s, ratio to "
+                f"hello {_spread(head.round_trip_ratios)}.",
+            ]
         lines += self._cpu_per_request(head)
         lines += [
             "",
@@ -179,6 +186,7 @@ class Report:
             "same": "POST /codes, 429",
             "verify": "POST /codes/verify",
             "seed": "the seed's Django view",
+            "round_trip": "hello world + one Redis PING (redis-py)",
         }
         hello = sum(head.cpu_us["hello"])
         lines = [

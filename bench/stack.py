@@ -104,16 +104,17 @@ def smscode_server(env: Mapping[str, str]) -> HttpServer:
     return HttpServer(argv, env, "serve", free_port())
 
 
-def hello_server(env: Mapping[str, str]) -> HttpServer:
-    """The hello-world function under the same server, workers and threads as `smscode serve`."""
+def hello_server(env: Mapping[str, str], target: str = "hello") -> HttpServer:
+    """A reference function of bench/hello/main.py (hello world by default) under the same
+    server, workers and threads as `smscode serve`."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "functions_framework", "--target", "hello",
+        sys.executable, "-m", "functions_framework", "--target", target,
         "--source", str(ROOT / "bench" / "hello" / "main.py"),
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     workers = {"WORKERS": env["SERVE_WORKERS"], "THREADS": env["SERVE_THREADS"]}
-    return HttpServer(argv, {**env, **workers}, "hello", port)
+    return HttpServer(argv, {**env, **workers}, target, port)
 
 
 def seed_server(env: Mapping[str, str]) -> HttpServer:
