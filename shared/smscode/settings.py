@@ -6,9 +6,11 @@ import os
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -16,7 +18,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smscode.domain import phones
 from smscode.domain.errors import InvalidPhone
@@ -54,10 +55,18 @@ class SettingsError(Exception):
     """A missing or invalid setting; the message is one line naming the variable."""
 
 
-class Settings(BaseSettings):
-    """Every knob of smscode; the field name upper-cased is the environment variable."""
+class Settings(BaseModel):
+    """Every knob of smscode; the field name upper-cased is the environment variable.
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    Made, it reads the environment (see `_environment`), as pydantic-settings' BaseSettings
+    did; that library's import and sources were a tenth of the Lambda HTTP function's cold
+    start (import and first settings read), for a lookup of names.
+    """
+
+    # validate_default: a default passes the same checks as a value from the environment.
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", hide_input_in_errors=True, validate_default=True
+    )
 
     redis_url: str
     code_secret: SecretStr = Field(min_length=16)
@@ -112,19 +121,19 @@ class Settings(BaseSettings):
     verify_failures_daily_limit: int = Field(default=20, ge=1)
     # Abuse resistance (see README "Security"); comma lists are parsed by the validators below.
     trusted_proxy_count: int = Field(default=0, ge=0, le=10)
-    send_allowed_prefixes: Annotated[tuple[str, ...], NoDecode] = ("+861",)
-    cors_origins: Annotated[frozenset[str], NoDecode] = frozenset()
+    send_allowed_prefixes: tuple[str, ...] = ("+861",)
+    cors_origins: frozenset[str] = frozenset()
     # Server-to-server routes (Twilio-compatible API, /admin): "id:secret" pairs by commas.
-    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     # The Twilio Verify services (VA… sids, by commas) the Twilio-compatible routes answer for.
-    verify_service_sids: Annotated[frozenset[str], NoDecode] = frozenset()
+    verify_service_sids: frozenset[str] = frozenset()
     # SMS pumping (README "Stopping SMS pumping"): conversion per number block. A
     # PUMPING_MIN_CONVERSION of 0 turns the rule off; PUMPING_ALLOW exempts blocks and phones.
     pumping_min_sends: int = Field(default=20, ge=1)
     pumping_min_conversion: float = Field(default=0.2, ge=0, le=1)
     pumping_window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     pumping_block_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
-    pumping_allow: Annotated[frozenset[str], NoDecode] = frozenset()
+    pumping_allow: frozenset[str] = frozenset()
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -134,7 +143,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's exporter
     # Fixed codes for app-store reviewers and QA: E.164 phone -> code, no SMS, no caps.
-    test_phones: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    test_phones: dict[str, str] = Field(default_factory=dict)
     allow_test_phones: bool = False
     # Verification tokens (README "Use it from your backend"): signed when a key is set.
     token_signing_key: SecretStr | None = None
@@ -142,6 +151,16 @@ class Settings(BaseSettings):
     token_issuer: str = Field(default="smscode", min_length=1, max_length=200)
     token_audience: str | None = Field(default=None, min_length=1, max_length=200)
     token_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, data: object) -> object:
+        """The environment's variables, under any value given in code: names matched
+        case-insensitively, values kept as text for the field validators to parse."""
+        if not isinstance(data, dict):
+            return data
+        env = {name.lower(): value for name, value in os.environ.items()}
+        return {**{name: env[name] for name in cls.model_fields if name in env}, **data}
 
     @field_validator("sms_provider")
     @classmethod
@@ -246,12 +265,12 @@ class Settings(BaseSettings):
     @field_validator("token_signing_key", "token_published_keys", mode="before")
     @classmethod
     def _token_keys(cls, value: object, info: ValidationInfo) -> object:
-        from smscode.domain import signing_keys
-
         if not isinstance(value, str):
             return value
         if not value.strip():  # set but empty: no key, as when unset
             return None
+        from smscode.domain import signing_keys  # cryptography's key loaders: only with a key
+
         # A bad key stops the start with one line, not the first verification with a 500.
         if info.field_name == "token_signing_key":
             signing_keys.private_key(value)
@@ -317,7 +336,7 @@ def load_settings() -> Settings:
         SettingsError: one line naming the first bad or missing variable.
     """
     try:
-        return Settings()
+        return Settings.model_validate({})  # the environment only (see Settings._environment)
     except ValidationError as error:
         raise SettingsError(_one_line(error)) from None
 
