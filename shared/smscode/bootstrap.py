@@ -13,7 +13,6 @@ from smscode.adapters.redis_client import connect
 from smscode.adapters.redis_pumping import RedisPumping
 from smscode.adapters.redis_store import RedisStore
 from smscode.adapters.verification_store import RedisVerificationStore
-from smscode.domain import signing_keys
 from smscode.domain.policy import Limits, Policy
 from smscode.domain.pumping import PumpingRule
 from smscode.domain.sealing import Sealer
@@ -275,6 +274,7 @@ def signer() -> TokenSigner | None:
     if settings.token_signing_key is None:
         return None
     from smscode.adapters.tokens import JwtSigner  # PyJWT only where tokens are signed
+    from smscode.domain import signing_keys  # cryptography's key loaders, likewise
 
     return JwtSigner(
         signing_keys.private_key(settings.token_signing_key.get_secret_value()),
@@ -287,6 +287,8 @@ def signer() -> TokenSigner | None:
 @cache
 def jwks() -> dict[str, Any]:
     """The JWK Set: the signing key's public half, then TOKEN_PUBLISHED_KEYS (README rotation)."""
+    from smscode.domain import signing_keys
+
     settings = get_settings()
     keys = [
         key
