@@ -300,6 +300,10 @@ class Report:
         lines = [
             "## (d) Cold import of each function module (DELIVERY_BACKEND=sqs)",
             "",
+            "In this venv with the bytecode compiled; the Lambda handlers also as the zip ships "
+            "them (serverless.yml's files, `make lambda-deps`'s build/lambda, a bare interpreter, "
+            "nothing written), when build/lambda exists.",
+            "",
             "| module | import, median ms | process above `python -c pass`, median (least) ms "
             "| runs ms "
             "| heaviest imports, cumulative ms | heaviest, self ms |",
