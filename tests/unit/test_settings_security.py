@@ -89,3 +89,13 @@ def test_code_secret_is_required(env: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match=r"^CODE_SECRET is required but not set$"):
         load_settings()
     assert Settings.model_fields["code_secret"].is_required()
+
+
+def test_names_are_read_whatever_their_case_and_values_in_code_win(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("trusted_proxy_count", "3")  # as pydantic-settings read it
+    assert load_settings().trusted_proxy_count == 3
+    assert Settings(redis_url="redis://x", code_secret=SECRET).trusted_proxy_count == 3
+    given = Settings(redis_url="redis://x", code_secret=SECRET, trusted_proxy_count=1)
+    assert given.trusted_proxy_count == 1
