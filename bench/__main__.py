@@ -15,6 +15,9 @@ from bench.report import Report
 from smscode_dev.embedded import EmbeddedRedis
 
 PROVIDER_LATENCY = 0.100  # seconds, the fake's answer time for delivery and end to end
+# Section c: (worker processes, WORKER_CONCURRENCY) and (processes, concurrent invocations).
+CELERY_ROWS = ((1, 64), (1, 128), (1, 256), (2, 64))
+SQS_ROWS = ((1, 1), (1, 16), (1, 32))
 
 
 def _machine() -> str:
@@ -55,6 +58,12 @@ def main() -> None:
         default="patbcde",
         help="sections to run, e.g. 'ad' (p: CPU per call in-process, t: serve tuning combos)",
     )
+    parser.add_argument(
+        "--delivery",
+        choices=("celery", "sqs", "both"),
+        default="both",
+        help="section c: the Celery worker rows, the SQS handler rows, or both",
+    )
     args = parser.parse_args()
     report = Report(machine=_machine(), tool=load.tool(), started=datetime.now(UTC))
     report.broker = args.broker
@@ -84,11 +93,11 @@ def main() -> None:
                 report.publish = publish.measure(env["CELERY_BROKER_URL"])
             if "c" in args.only:
                 fake.set_latency(PROVIDER_LATENCY)
-                for processes, concurrency in ((1, 64), (1, 128), (2, 64)):
+                for processes, concurrency in CELERY_ROWS * (args.delivery != "sqs"):
                     report.delivery.append(
                         delivery.celery(env, fake, bases, args.sends, processes, concurrency)
                     )
-                for processes, invocations in ((1, 1), (1, 16), (1, 32)):
+                for processes, invocations in SQS_ROWS * (args.delivery != "celery"):
                     n = args.sends if invocations > 1 else 300
                     report.delivery.append(
                         delivery.sqs(env, fake, bases, n, processes, invocations)

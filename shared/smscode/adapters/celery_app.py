@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import Celery
 
+from smscode.adapters.redis_queue import restore_interval
+
 
 def make_app(broker_url: str, visibility_timeout: int, queue: str = "celery") -> Celery:
     """A Celery app for smscode: late acks, no result backend, fail-fast broker connections."""
@@ -23,9 +25,8 @@ def make_app(broker_url: str, visibility_timeout: int, queue: str = "celery") ->
         broker_transport_options={
             "visibility_timeout": visibility_timeout,
             # kombu sweeps for tasks of a dead worker only every interval x throttle seconds
-            # (100 s by default); sweep at a quarter of the timeout, at most every 10 s, so a
-            # SIGKILLed worker's tasks come back soon after the timeout.
-            "unacked_restore_interval": max(1, min(10, visibility_timeout // 4)),
+            # (100 s by default): sweep as smscode's own Redis worker does.
+            "unacked_restore_interval": restore_interval(visibility_timeout),
             "unacked_restore_throttle": 1,
             # A worker killed during a sweep leaves its mutex behind, stopping every sweep
             # until it expires (300 s by default): keep that within one visibility timeout.

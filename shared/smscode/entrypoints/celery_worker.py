@@ -1,4 +1,8 @@
-"""The Celery worker: the `smscode.deliver` task over the intake, and the outbox sweeper."""
+"""The stock Celery worker: the `smscode.deliver` task over the intake, and the outbox sweeper.
+
+`smscode worker` runs it on RabbitMQ (or with `--celery`); on a Redis broker it runs
+`redis_worker`, which consumes the same messages at a fraction of the CPU per task.
+"""
 
 from __future__ import annotations
 
@@ -13,34 +17,13 @@ from celery.signals import setup_logging, worker_ready, worker_shutdown
 from smscode.adapters import logs
 from smscode.adapters.celery_app import make_app
 from smscode.adapters.publishers.celery import TASK_NAME
-from smscode.bootstrap import store
 from smscode.domain.outcomes import Outcome
 from smscode.entrypoints.intake import deliver_all
+from smscode.entrypoints.redis_worker import sweep_outbox
 from smscode.service_layer.deliver import backoff_seconds
 from smscode.settings import Settings
 
 log = logging.getLogger("smscode.worker")
-
-
-def sweep_outbox(app: Celery, settings: Settings, stop: threading.Event) -> None:
-    """Queue again every message still not final a recheck period after it was last queued.
-
-    A broker can lose a task (kombu's Redis transport, when a worker dies between taking a
-    task and recording it as unacknowledged). Each overdue message is handed to one sweeper
-    per period; delivery is idempotent, so a copy of a message that was only slow is harmless.
-    """
-    recheck_ms = settings.delivery_recheck_seconds * 1000
-    pause = min(5.0, settings.delivery_recheck_seconds / 2)
-    while not stop.wait(pause):
-        try:
-            payloads = store().sweep(recheck_ms)
-            for payload in payloads:
-                app.send_task(TASK_NAME, args=[payload])
-        except Exception as error:  # Redis or the broker down: try again next period
-            log.warning("outbox sweep failed: %s", type(error).__name__)
-            continue
-        if payloads:
-            log.warning("queued %d overdue messages again", len(payloads))
 
 
 # Celery's own line per task received and per task finished: our delivery log line already
@@ -66,7 +49,10 @@ def create_worker_app(settings: Settings) -> Celery:
     base, cap = settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds
     stop = threading.Event()
     sweeper = threading.Thread(
-        target=sweep_outbox, args=(app, settings, stop), name="smscode-outbox", daemon=True
+        target=sweep_outbox,
+        args=(lambda payload: app.send_task(TASK_NAME, args=[payload]), settings, stop),
+        name="smscode-outbox",
+        daemon=True,
     )
     worker_ready.connect(lambda **_: sweeper.start(), weak=False)
     worker_shutdown.connect(lambda **_: stop.set(), weak=False)
