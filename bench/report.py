@@ -257,8 +257,8 @@ class Report:
     def _delivery(self) -> list[str]:
         if not self.delivery:
             return []
-        celery = [d for d in self.delivery if d.name.startswith("Celery")]
         sqs = [d for d in self.delivery if d.name.startswith("SQS")]
+        celery = [d for d in self.delivery if d not in sqs and not d.reference]
         if celery:
             # The target: one worker process (so at most about one core), counted from its launch.
             single = [d for d in celery if d.processes == 1] or celery
