@@ -23,6 +23,7 @@ A stock Celery worker still consumes every message (`smscode worker --celery`; o
 from __future__ import annotations
 
 import base64
+import gc
 import heapq
 import itertools
 import json
@@ -276,6 +277,10 @@ def run(settings: Settings) -> None:
     )
     sweeper.start()
     deliver_all([])  # builds the deliverer (settings, provider, store) before the first task
+    # Everything built so far lives as long as the process: out of the collector's sight, a
+    # full collection no longer walks ~60,000 start-up objects (20-60 ms with every thread
+    # stopped, a stall every delivery under way would wait out).
+    gc.freeze()
     # Celery's own readiness line, word for word: scripts and supervisors wait for it.
     log.info("celery@%s ready.", socket.gethostname())
     worker.run()
