@@ -154,10 +154,12 @@ class Worker:
         self._drain()
 
     def _turn(self) -> None:
-        self._collect(block=self._pool.busy >= self._pool.size)
+        self._collect(block=self._pool.busy + len(self._waiting) >= self._pool.size)
         self._start_due()
         self._restore_overdue()
-        free = self._pool.size - self._pool.busy
+        # A task waiting for its ETA or backoff holds a thread's place too: the worker never
+        # holds more tasks than it has threads, and leaves the rest to other workers.
+        free = max(0, self._pool.size - self._pool.busy - len(self._waiting))
         if not (free or self._acks or self._keep):
             return
         try:
@@ -190,7 +192,7 @@ class Worker:
 
     def _start_due(self) -> None:
         now = time.time()
-        while self._waiting and self._waiting[0].due <= now and self._pool.busy < self._pool.size:
+        while self._waiting and self._waiting[0].due <= now:
             self._pool.submit(heapq.heappop(self._waiting))
 
     def _until_due(self) -> float:

@@ -6,9 +6,10 @@
 -- ARGV[4] n acks, then n delivery tags to acknowledge, then delivery tags to keep visible
 -- Returns tag, envelope, tag, envelope, ... oldest first ('' for an envelope without a tag).
 local now, routing, acks = ARGV[1], ARGV[3], tonumber(ARGV[4])
-if acks > 0 then
-  redis.call('ZREM', KEYS[3], unpack(ARGV, 5, 4 + acks))
-  redis.call('HDEL', KEYS[2], unpack(ARGV, 5, 4 + acks))
+for first = 5, 4 + acks, 1000 do  -- unpack() has a limit: at most 1,000 tags per command
+  local last = math.min(first + 999, 4 + acks)
+  redis.call('ZREM', KEYS[3], unpack(ARGV, first, last))
+  redis.call('HDEL', KEYS[2], unpack(ARGV, first, last))
 end
 for i = 5 + acks, #ARGV do
   -- XX: a task a sweep has already put back stays put back
