@@ -74,7 +74,7 @@ def sweep_outbox(push: Callable[[str], None], settings: Settings, stop: threadin
 
 
 @dataclass(order=True)
-class _Task:
+class Task:
     """A taken task; ordered by when it may run (now, or after its ETA or retry backoff)."""
 
     due: float
@@ -84,7 +84,7 @@ class _Task:
     retries: int = field(compare=False)
 
 
-def _parse(taken: Taken, seq: int) -> _Task:
+def parse_task(taken: Taken, seq: int) -> Task:
     """The delivery task in a kombu envelope; ValueError (or KeyError...) if it is not one."""
     envelope = json.loads(taken.envelope)
     headers = envelope["headers"]
@@ -97,7 +97,7 @@ def _parse(taken: Taken, seq: int) -> _Task:
     [payload] = args
     eta = headers.get("eta")
     due = datetime.fromisoformat(eta).timestamp() if eta else 0.0
-    return _Task(due, seq, taken.tag, str(payload), int(headers.get("retries") or 0))
+    return Task(due, seq, taken.tag, str(payload), int(headers.get("retries") or 0))
 
 
 class _Pool:
@@ -106,8 +106,8 @@ class _Pool:
     def __init__(self, size: int) -> None:
         self.size = size
         self.busy = 0
-        self.done: queue.SimpleQueue[tuple[_Task, Outcome]] = queue.SimpleQueue()
-        self._work: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self.done: queue.SimpleQueue[tuple[Task, Outcome]] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"smscode-deliver-{n}", daemon=True)
             for n in range(size)
@@ -115,7 +115,7 @@ class _Pool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, task: _Task) -> None:
+    def submit(self, task: Task) -> None:
         self.busy += 1
         self._work.put(task)
 
@@ -136,7 +136,7 @@ class Worker:
         self._settings = settings
         self._broker = broker
         self._pool = _Pool(settings.worker_concurrency)
-        self._waiting: list[_Task] = []  # a heap of tasks due later (ETA, retry backoff)
+        self._waiting: list[Task] = []  # a heap of tasks due later (ETA, retry backoff)
         self._acks: list[str] = []
         self._keep: list[str] = []
         self._seq = itertools.count()
@@ -181,7 +181,7 @@ class Worker:
 
     def _accept(self, taken: Taken) -> None:
         try:
-            task = _parse(taken, next(self._seq))
+            task = parse_task(taken, next(self._seq))
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             # As a stock worker does with a message it cannot run: log it and drop it.
             log.error("dropped a message that is not a delivery task: %s", type(error).__name__)
@@ -209,7 +209,7 @@ class Worker:
         except queue.Empty:
             pass
 
-    def _settle(self, task: _Task, outcome: Outcome) -> None:
+    def _settle(self, task: Task, outcome: Outcome) -> None:
         self._pool.busy -= 1
         if outcome is not Outcome.RETRY:
             if task.tag:
