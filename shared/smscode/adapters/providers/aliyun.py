@@ -1,12 +1,12 @@
-"""The `aliyun` provider: Dysmsapi `SendSms` (2017-05-25), RPC signature v1, on our urllib3 pool.
+"""The `aliyun` provider: Dysmsapi `SendSms` (2017-05-25), RPC signature v1, on our HTTP client.
 
 No SDK, by measurement (research/aliyun.md §6, Python 3.11): aliyun-python-sdk-core +
 aliyun-python-sdk-dysmsapi add 6 packages, +21 MB and 85 ms of import, and send through a
 vendored requests 2.18 rather than our pool; alibabacloud-dysmsapi20170525 adds 29 packages,
 +42 MB and 258 ms of import, and signs with V3 unless told otherwise. The v1 signature is
 twenty lines of stdlib (below), checked against Alibaba's own worked examples in
-`tests/unit/test_aliyun_signing.py`, and keeps urllib3's exception taxonomy, which tells a
-connection never opened (safe to send elsewhere) from an answer lost (maybe sent).
+`tests/unit/test_aliyun_signing.py`, and keeps our client's (urllib3's) exception taxonomy,
+which tells a connection never opened (safe to send elsewhere) from an answer lost (maybe sent).
 
 Aliyun does not deduplicate anything, `OutId` included ("This API does not support
 idempotence"), so a blind resend after a lost answer could send twice. `find` asks
@@ -25,9 +25,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import urllib3
-
 from smscode.adapters.providers.ronglian import classify_error
+from smscode.adapters.providers.transport import Origin
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
 from smscode.domain.phones import national
 
@@ -175,16 +174,17 @@ class AliyunProvider:
         self._creds = creds
         self._sign_name = sign_name
         self._template_code = template_code
-        self._endpoint = endpoint
-        self._http = urllib3.PoolManager(
-            maxsize=pool_size,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            retries=False,  # every retry goes through the delivery core
-        )
+        self._origin = Origin(
+            endpoint,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pool_size=pool_size,
+        )  # no retries: every retry goes through the delivery core
 
-    def _call(self, action: str, params: dict[str, str]) -> urllib3.BaseHTTPResponse:
-        url = signed_url(self._endpoint, self._creds, action, params)
-        return self._http.request("POST", url)
+    def _call(self, action: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """POST one signed action; the answer's status and body."""
+        url = signed_url(self._origin.base_url, self._creds, action, params)
+        return self._origin.post(url, {})
 
     def send(self, sms: Sms) -> Result:
         """One SendSms, `TemplateParam` = {"code": ...}, `OutId` = the send's key; never raises."""
@@ -197,10 +197,10 @@ class AliyunProvider:
         if sms.key is not None:
             params["OutId"] = sms.key
         try:
-            response = self._call("SendSms", params)
+            status, payload = self._call("SendSms", params)
         except Exception as error:  # urllib3's HTTPError family, or anything odd: never raise
             return classify_error(error)
-        return classify_answer(response.status, response.data)
+        return classify_answer(status, payload)
 
     def find(self, sms: Sms, since: datetime) -> Result | None:
         """Whether Aliyun has an SMS to `sms.to` with our `OutId` since `since`.
@@ -215,12 +215,12 @@ class AliyunProvider:
                     "PageSize": str(LOOKUP_PAGE_SIZE), "CurrentPage": str(page),
                 }  # fmt: skip
                 try:
-                    response = self._call("QuerySendDetails", params)
+                    status, payload = self._call("QuerySendDetails", params)
                 except Exception as error:
                     return MaybeSent(f"lookup failed: {type(error).__name__}")
-                answer = _answer(response.data)
-                if response.status != 200 or not answer or answer.get("Code") != "OK":
-                    code = str(answer.get("Code", "")) if answer else str(response.status)
+                answer = _answer(payload)
+                if status != 200 or not answer or answer.get("Code") != "OK":
+                    code = str(answer.get("Code", "")) if answer else str(status)
                     return MaybeSent("lookup refused", code)
                 details = answer.get("SmsSendDetailDTOs")
                 rows = details.get("SmsSendDetailDTO", []) if isinstance(details, dict) else []

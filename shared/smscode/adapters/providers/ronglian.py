@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     NameResolutionError,
@@ -27,6 +26,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from smscode.adapters.providers.transport import Origin
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
 from smscode.domain.phones import national
 
@@ -188,19 +188,12 @@ class RonglianProvider:
     ) -> None:
         self._creds = creds
         self._template_id = template_id
-        self._base_url = base_url
-        # One host, so one connection pool, asked directly: a PoolManager would parse the URL
-        # and look its pool up again on every send (about a tenth of a delivery's CPU).
-        self._http = urllib3.connection_from_url(
+        self._origin = Origin(
             base_url,
-            maxsize=pool_size,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-            retries=False,  # every retry goes through the delivery core, with its reqId
-        )
-        # The request target is the URL past scheme and host: the base URL's own path, if
-        # any, then what build_request appends to the base URL.
-        self._target_prefix = (urllib3.util.parse_url(base_url).path or "").rstrip("/")
-        self._base_len = len(base_url.rstrip("/"))
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pool_size=pool_size,
+        )  # no retries: every retry goes through the delivery core, with its reqId
 
     def send(self, sms: Sms) -> Result:
         """One TemplateSMS call, `datas` = [code, minutes], `reqId` = the send's key.
@@ -210,13 +203,12 @@ class RonglianProvider:
         """
         req_id = sms.key
         url, headers, body = build_request(
-            self._creds, self._base_url, timestamp(),
+            self._creds, self._origin.base_url, timestamp(),
             to=national(sms.to), template_id=self._template_id,
             datas=[sms.code, str(sms.minutes)], req_id=req_id,
         )  # fmt: skip
         try:
-            target = self._target_prefix + url[self._base_len :]
-            response = self._http.urlopen("POST", target, body=body, headers=headers)
+            status, payload = self._origin.post(url, headers, body)
         except Exception as error:  # urllib3's HTTPError family, or anything odd: never raise
             return classify_error(error)
-        return classify_answer(response.status, response.data, with_req_id=req_id is not None)
+        return classify_answer(status, payload, with_req_id=req_id is not None)
