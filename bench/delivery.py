@@ -7,6 +7,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import redis
@@ -28,6 +29,7 @@ class DeliveryFigure:
     cores: float = 0.0  # the workers' CPU seconds per second over that span
     processes: int = 1
     reference: bool = False  # the stock Celery worker, measured beside `smscode worker`
+    cpu_us_per_sms: float = 0.0  # the SQS handler's CPU (its processes, not the fake's) per SMS
 
 
 class _Collect:
@@ -125,7 +127,9 @@ def celery(
     )  # fmt: skip
 
 
-def _sqs_process(env: dict[str, str], payloads: list[str], invocations: int) -> None:
+def _sqs_process(
+    env: dict[str, str], payloads: list[str], invocations: int, report: Connection
+) -> None:
     os.environ.update(env)
     # Log lines are still formatted (that CPU is part of the cost), just not shown.
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
@@ -137,8 +141,10 @@ def _sqs_process(env: dict[str, str], payloads: list[str], invocations: int) -> 
         for chunk in [payloads[i : i + 10]]
     ]
     handle_sqs_batch({"Records": []})  # nothing to do, but the imports are paid before timing
+    start = time.process_time()
     with ThreadPoolExecutor(invocations) as pool:
         list(pool.map(handle_sqs_batch, events))
+    report.send(time.process_time() - start)  # this process's CPU seconds for its batches
 
 
 def sqs(
@@ -158,13 +164,56 @@ def sqs(
     sqs_env = {**env, "WORKER_CONCURRENCY": str(10 * invocations)}
     context = multiprocessing.get_context("spawn")
     shares = [payloads[i::processes] for i in range(processes)]
+    pipes = [context.Pipe(duplex=False) for _ in shares]
     pool = [
-        context.Process(target=_sqs_process, args=(sqs_env, share, invocations)) for share in shares
+        context.Process(target=_sqs_process, args=(sqs_env, share, invocations, sender))
+        for share, (_, sender) in zip(shares, pipes, strict=True)
     ]
     for process in pool:
         process.start()
-    for process in pool:
-        process.join(timeout=60 + n / 50)
+    cpu = 0.0
+    for process, (receiver, _) in zip(pool, pipes, strict=True):
+        if receiver.poll(60 + n / 50):
+            cpu += receiver.recv()
+        process.join(timeout=10)
     rate, delivered = _steady_rate(fake)
     name = f"SQS handler, batches of 10, {processes} process(es) x {invocations} invocations"
-    return DeliveryFigure(name, rate, delivered, n, processes=processes)
+    return DeliveryFigure(
+        name, rate, delivered, n, processes=processes,
+        cpu_us_per_sms=cpu / delivered * 1e6 if delivered else 0.0,
+    )  # fmt: skip
+
+
+def main() -> None:
+    """`python -m bench.delivery`: section (c)'s SQS rows alone, each with its CPU per SMS."""
+    import argparse
+
+    from bench.__main__ import PROVIDER_LATENCY
+    from smscode_dev.embedded import EmbeddedRedis
+
+    parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=main.__doc__)
+    parser.add_argument("--sends", type=int, default=3000, help="messages per run")
+    parser.add_argument(
+        "--invocations", default="1,16,32", help="concurrent batches per process, one run each"
+    )
+    args = parser.parse_args()
+    bases = PhoneBases()
+    with EmbeddedRedis() as codes:
+        fake = stack.FakeProvider(latency=PROVIDER_LATENCY)
+        try:
+            env = stack.base_env(codes.url, codes.url, fake.base_url)
+            for invocations in map(int, args.invocations.split(",")):
+                n = args.sends if invocations > 1 else min(args.sends, 300)
+                figure = sqs(env, fake, bases, n, 1, invocations)
+                print(
+                    f"{figure.name}: {figure.sms_per_second:.0f} SMS/s steady, "
+                    f"{figure.delivered}/{figure.wanted} delivered, "
+                    f"{figure.cpu_us_per_sms:.0f} us CPU per SMS",
+                    flush=True,
+                )
+        finally:
+            fake.stop()
+
+
+if __name__ == "__main__":
+    main()
