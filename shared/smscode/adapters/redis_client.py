@@ -27,8 +27,14 @@ def connect(url: str) -> Client:
     server reconnect transparently, so the service recovers by itself. A
     `redis+cluster://` (or `rediss+cluster://`) URL names any node of a Redis Cluster
     (ElastiCache cluster mode): every script's keys share one hash slot (see `keys`).
+
+    One connection per thread in a command at that moment: redis-py 8 caps a pool at 100
+    by default and refuses the 101st concurrent command (MaxConnectionsError, a 503 or a
+    retry) though Redis would serve it; a worker at 128 threads or a process running 32
+    SQS batches at once goes past 100. The cap here is Redis's own default `maxclients`.
     """
     options: dict[str, Any] = {
+        "max_connections": 10_000,
         "socket_connect_timeout": 0.5,
         "socket_timeout": 1.0,
         "retry": Retry(NoBackoff(), 1),
