@@ -26,9 +26,10 @@ from urllib3.exceptions import ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util import parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
-# What may not appear in a request line or header value: no header or request smuggling
-# through a configured account id or a value we did not expect.
+# What may not appear in a header, or (spaces too) in the request target, as http.client
+# refuses them: no header or request smuggling through a configured id or an odd value.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _RECEIVE = 65536
 
 
@@ -98,7 +99,7 @@ class Origin:
         host = f"{url.host}:{url.port}" if url.port else url.host
         # As urllib3 sent them; each request adds its own headers and Content-Length.
         self._common = f"Host: {host}\r\nAccept-Encoding: identity\r\nUser-Agent: smscode\r\n"
-        if _CONTROL.search(self._prefix + self._common.replace("\r\n", "")):
+        if _NOT_IN_TARGET.search(self._prefix + host):
             raise ValueError(f"control characters in {base_url!r}")
 
     def post(self, url: str, headers: Mapping[str, str], body: bytes = b"") -> tuple[int, bytes]:
@@ -106,9 +107,9 @@ class Origin:
         if not url.startswith(self.base_url):
             raise ValueError("a URL of another origin")
         target = self._prefix + url[len(self.base_url) :] or "/"
-        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        if _CONTROL.search(target) or _CONTROL.search(lines.replace("\r\n", "")):
+        if _NOT_IN_TARGET.search(target) or _CONTROL.search("".join([*headers, *headers.values()])):
             raise ValueError("control characters in the request line or a header")
+        lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = (
             f"POST {target} HTTP/1.1\r\n{self._common}{lines}Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1") + body
