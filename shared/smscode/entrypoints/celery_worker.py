@@ -19,7 +19,7 @@ from smscode.adapters.celery_app import make_app
 from smscode.adapters.publishers.celery import TASK_NAME
 from smscode.domain.outcomes import Outcome
 from smscode.entrypoints.intake import deliver_all
-from smscode.entrypoints.redis_worker import sweep_outbox
+from smscode.entrypoints.outbox_sweeper import sweep_outbox
 from smscode.service_layer.deliver import backoff_seconds
 from smscode.settings import Settings
 

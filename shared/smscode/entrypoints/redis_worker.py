@@ -34,7 +34,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
@@ -44,33 +43,11 @@ from smscode.adapters.publishers.celery_wire import redis_envelope, task_message
 from smscode.adapters.redis_queue import RedisQueue, Taken, restore_interval
 from smscode.domain.outcomes import Outcome
 from smscode.entrypoints.intake import deliver_all
+from smscode.entrypoints.outbox_sweeper import sweep_outbox
 from smscode.service_layer.deliver import backoff_seconds
 from smscode.settings import Settings
 
 log = logging.getLogger("smscode.worker")
-
-
-def sweep_outbox(push: Callable[[str], None], settings: Settings, stop: threading.Event) -> None:
-    """Queue again every message still not final a recheck period after it was last queued.
-
-    A broker can lose a task (kombu's Redis transport, when a worker dies between taking a
-    task and recording it as unacknowledged). Each overdue message is handed to one sweeper
-    per period; delivery is idempotent, so a copy of a message that was only slow is harmless.
-    """
-    from smscode.bootstrap import store
-
-    recheck_ms = settings.delivery_recheck_seconds * 1000
-    pause = min(5.0, settings.delivery_recheck_seconds / 2)
-    while not stop.wait(pause):
-        try:
-            payloads = store().sweep(recheck_ms)
-            for payload in payloads:
-                push(payload)
-        except Exception as error:  # Redis or the broker down: try again next period
-            log.warning("outbox sweep failed: %s", type(error).__name__)
-            continue
-        if payloads:
-            log.warning("queued %d overdue messages again", len(payloads))
 
 
 @dataclass(order=True)
@@ -165,8 +142,7 @@ class Worker:
         try:
             taken = self._broker.take(free, self._acks, self._keep)
         except Exception as error:  # the broker down: keep the acks, try again in a second
-            log.warning("broker unavailable: %s", type(error).__name__)
-            self._stop.wait(1)
+            self._broker_down(error)
             return
         self._acks, self._keep = [], []
         for item in taken:
@@ -176,8 +152,12 @@ class Worker:
             try:
                 self._broker.wait(self._until_due())
             except Exception as error:
-                log.warning("broker unavailable: %s", type(error).__name__)
-                self._stop.wait(1)
+                self._broker_down(error)
+
+    def _broker_down(self, error: Exception) -> None:
+        """Say so and pause a second (or until stopped) before the next turn."""
+        log.warning("broker unavailable: %s", type(error).__name__)
+        self._stop.wait(1)
 
     def _accept(self, taken: Taken) -> None:
         try:
