@@ -182,38 +182,3 @@ def sqs(
         name, rate, delivered, n, processes=processes,
         cpu_us_per_sms=cpu / delivered * 1e6 if delivered else 0.0,
     )  # fmt: skip
-
-
-def main() -> None:
-    """`python -m bench.delivery`: section (c)'s SQS rows alone, each with its CPU per SMS."""
-    import argparse
-
-    from bench.__main__ import PROVIDER_LATENCY
-    from smscode_dev.embedded import EmbeddedRedis
-
-    parser = argparse.ArgumentParser(prog="python -m bench.delivery", description=main.__doc__)
-    parser.add_argument("--sends", type=int, default=3000, help="messages per run")
-    parser.add_argument(
-        "--invocations", default="1,16,32", help="concurrent batches per process, one run each"
-    )
-    args = parser.parse_args()
-    bases = PhoneBases()
-    with EmbeddedRedis() as codes:
-        fake = stack.FakeProvider(latency=PROVIDER_LATENCY)
-        try:
-            env = stack.base_env(codes.url, codes.url, fake.base_url)
-            for invocations in map(int, args.invocations.split(",")):
-                n = args.sends if invocations > 1 else min(args.sends, 300)
-                figure = sqs(env, fake, bases, n, 1, invocations)
-                print(
-                    f"{figure.name}: {figure.sms_per_second:.0f} SMS/s steady, "
-                    f"{figure.delivered}/{figure.wanted} delivered, "
-                    f"{figure.cpu_us_per_sms:.0f} us CPU per SMS",
-                    flush=True,
-                )
-        finally:
-            fake.stop()
-
-
-if __name__ == "__main__":
-    main()
