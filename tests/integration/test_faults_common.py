@@ -166,3 +166,20 @@ def diagnose(
         "" if broker is None else f" queue={broker.llen('celery')} unacked={broker.hlen('unacked')}"
     )
     return f"lost states={dict(where)}{queue}"
+
+
+def twice(sends: list[Sent], fake: FakeRonglian, workers: Iterable[Worker]) -> str:
+    """For each phone that got more than one SMS: each SMS as the fake saw it, and every
+    worker log line about its request, so a duplicate can be traced to a cause."""
+    per_phone = Counter(sms.to for sms in fake.accepted)
+    logs = [(n, worker.output().splitlines()) for n, worker in enumerate(workers)]
+    lines = []
+    for send in sends:
+        if send.request_id is None or per_phone[send.phone] < 2:
+            continue
+        lines.append(f"{send.phone} request {send.request_id}:")
+        lines += [f"  sms {sms!r}" for sms in fake.accepted if sms.to == send.phone]
+        lines += [
+            f"  worker {n}: {line}" for n, out in logs for line in out if send.request_id in line
+        ]
+    return "\n".join(lines)

@@ -31,6 +31,7 @@ from tests.integration.test_faults_common import (
     post_many,
     report,
     settle,
+    twice,
 )
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
@@ -76,6 +77,8 @@ def kill_run(
             traffic.join()
             settle(client, broker, sends, timeout=45)
             counts = count(fake, sends)
+            if counts.duplicates:
+                print(twice(sends, fake, workers))
     finally:
         for worker in workers:
             worker.stop()
