@@ -250,6 +250,8 @@ def deliverer() -> Deliverer:
         sealer(),
         PrometheusMetrics(),
         lease_seconds=lease,
+        providers=settings.providers,
+        pin_at_claim=len(settings.providers) == 1,  # failover pins each call itself
         recheck_seconds=settings.delivery_recheck_seconds,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,9 +241,12 @@ class FakeStore:
         message_id: str,
         token: str,
         lease_ms: int,
+        providers: Sequence[str],
+        pin_to: str | None,
+        pin_ttl: int,
         purpose: str = "login",
     ) -> ClaimResult:
-        """claim.lua: final states win, then staleness, then the lease."""
+        """claim.lua: final states win, then staleness, then the pin, then the lease."""
         self._check()
         request = self.get(f"request:{request_id}")
         state = None if request is None else request.get("state")
@@ -253,9 +257,14 @@ class FakeStore:
             if request is not None:
                 request["state"] = "skipped"
             return "skipped"
+        pin = self.get(f"pin:{message_id}")
+        if pin is not None and pin not in providers:
+            return "elsewhere"
         if self.get(f"lease:{message_id}") is not None:
             return "busy"
         self._set(f"lease:{message_id}", token, lease_ms / 1000)
+        if pin_to and pin is None:
+            self._set(f"pin:{message_id}", pin_to, pin_ttl)
         return "go"
 
     def finish(

@@ -60,7 +60,10 @@ def deliverer(store_url: str, base_url: str, clock: Callable[[], float]) -> Deli
     )
     store = RedisStore(connect(store_url))
     sealer = Sealer(CODE_SECRET.encode())
-    return Deliverer(store, provider, sealer, PrometheusMetrics(), lease_seconds=2, clock=clock)
+    return Deliverer(
+        store, provider, sealer, PrometheusMetrics(),
+        lease_seconds=2, providers=("ronglian",), pin_at_claim=True, clock=clock,
+    )  # fmt: skip
 
 
 def later() -> float:

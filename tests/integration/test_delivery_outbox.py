@@ -59,7 +59,14 @@ def test_a_claim_that_finds_the_message_final_or_stale_takes_it_out(
     store.hold("m1", "payload", RECHECK)
     # no code carries this message id any more (verified, replaced or expired)
     result = store.claim(
-        phone="+8613800138000", request_id="r1", message_id="m1", token="t", lease_ms=1000
+        phone="+8613800138000",
+        request_id="r1",
+        message_id="m1",
+        token="t",
+        lease_ms=1000,
+        providers=("ronglian",),
+        pin_to=None,
+        pin_ttl=60,
     )
     assert result == "skipped"
     assert redis_client.zcard(keys.outbox()) == 0

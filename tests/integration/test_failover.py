@@ -23,6 +23,7 @@ from tests.fakes.aliyun import (
 from tests.fakes.aliyun import Fault as AliyunFault
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import Server, Worker, redis_db, started
+from tests.integration.test_circuits import circuits as circuits_in
 from tests.integration.test_faults_common import FAST, Sent, post_many, report, settle
 from tests.integration.test_faults_worker_kill import kill_run
 
@@ -147,6 +148,66 @@ def test_a_provider_refusing_for_good_does_not_stop_delivery_while_another_is_li
     assert Counter(sms) == Counter(providers.keys())
 
 
+@pytest.mark.slow
+def test_a_worker_that_does_not_list_aliyun_never_sends_a_message_pinned_there_elsewhere(
+    redis_client: redis.Redis, redis_url: str, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given a failover deployment whose send went to Aliyun (Ronglian refused, 160000) and
+    # lost its answer after Aliyun sent it, the records not looked at yet
+    fake_ronglian.script((Fault.STATUS, "160000"))
+    fake_aliyun.script(AliyunFault.DROP_SENT)
+    env = failover_env(redis_url, fake_ronglian, fake_aliyun)
+    server = Server(env)
+    with started(server):
+        with started(Worker({**env, "ALIYUN_LOOKUP_DELAY_SECONDS": "600"})):
+            [send] = post_many(server.url, 1)
+            [sms] = fake_aliyun.wait_for(1)
+        # when a worker listing Ronglian alone (the session's own stack, another deployment on
+        # this Redis, or this one after SMS_PROVIDER changed) takes the message
+        lone = Worker({**env, "SMS_PROVIDER": "ronglian"})
+        with started(lone):
+            deadline = time.monotonic() + 20
+            while "does not list" not in lone.output() and not fake_ronglian.accepted:
+                assert time.monotonic() < deadline, lone.output()
+                time.sleep(0.1)
+        # then it sends nothing: Aliyun may have sent the code, so no other provider may
+        assert fake_ronglian.accepted == []
+        # and a worker listing Aliyun again finds the SMS in its records: sent, once
+        with started(Worker({**env, "ALIYUN_LOOKUP_DELAY_SECONDS": "0"})):
+            providers, states = delivered(redis_client, server.url, [send])
+        assert (states, providers) == (["sent"], {send.phone: "aliyun"})
+        assert len(fake_aliyun.sent) == 1
+        assert fake_ronglian.accepted == []
+        verified = requests.post(
+            f"{server.url}/codes/verify", json={"phone": send.phone, "code": sms.code}, timeout=5
+        )
+        assert verified.status_code == 200, verified.text
+
+
+@pytest.mark.slow
+def test_a_message_a_lone_provider_may_have_sent_stays_with_it_when_failover_takes_over(
+    redis_client: redis.Redis, redis_url: str, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given a worker listing Ronglian alone, killed while Ronglian had taken its send but not
+    # answered yet
+    fake_ronglian.script(Fault.SLOW_SENT)
+    env = failover_env(redis_url, fake_ronglian, fake_aliyun, CIRCUIT_COOLDOWN_SECONDS="600")
+    server, lone = Server(env), Worker({**env, "SMS_PROVIDER": "ronglian"})
+    with started(server):
+        with started(lone):
+            [send] = post_many(server.url, 1)
+            fake_ronglian.wait_for(1)
+            lone.kill()
+        # when failover takes the message over while Ronglian's circuit is open
+        circuits_in(redis_client).record("ronglian", "trip")
+        with started(Worker(env)):
+            providers, states = delivered(redis_client, server.url, [send])
+    # then it went back to Ronglian (its reqId made the repeat harmless), never to Aliyun
+    assert (states, providers) == (["sent"], {send.phone: "ronglian"})
+    assert len(fake_ronglian.accepted) == 1
+    assert fake_aliyun.sent == []
+
+
 class BothFakes:
     """The two fakes seen as one, for the kill test's counts: an SMS at either is one SMS."""
 
@@ -156,6 +217,10 @@ class BothFakes:
     @property
     def accepted(self) -> list[object]:
         return [*self.ronglian.accepted, *self.aliyun.sent]
+
+    @property
+    def requests(self) -> list[object]:
+        return [*self.ronglian.requests, *self.aliyun.requests]
 
     @property
     def latency(self) -> float:

@@ -169,17 +169,26 @@ def diagnose(
 
 
 def twice(sends: list[Sent], fake: FakeRonglian, workers: Iterable[Worker]) -> str:
-    """For each phone that got more than one SMS: each SMS as the fake saw it, and every
-    worker log line about its request, so a duplicate can be traced to a cause."""
+    """For each phone that got more than one SMS: each SMS as the fake saw it, the requests
+    the fakes had for it, and every worker log line about it, so a duplicate can be traced."""
     per_phone = Counter(sms.to for sms in fake.accepted)
     logs = [(n, worker.output().splitlines()) for n, worker in enumerate(workers)]
+    calls = list(fake.requests)
     lines = []
     for send in sends:
         if send.request_id is None or per_phone[send.phone] < 2:
             continue
+        national = send.phone.removeprefix("+86")
         lines.append(f"{send.phone} request {send.request_id}:")
         lines += [f"  sms {sms!r}" for sms in fake.accepted if sms.to == send.phone]
+        lines += [f"  call {call!r}" for call in calls if national in repr(call)]
+        ids = {send.request_id} | {
+            str(getattr(sms, "req_id", "")) for sms in fake.accepted if sms.to == send.phone
+        }
         lines += [
-            f"  worker {n}: {line}" for n, out in logs for line in out if send.request_id in line
+            f"  worker {n}: {line}"
+            for n, out in logs
+            for line in out
+            if any(i and i in line for i in ids)
         ]
     return "\n".join(lines)

@@ -39,8 +39,9 @@ class World:
         )
         self.verifier = Verifier(policy, self.store, SECRET, self.metrics)
         self.deliverer = Deliverer(
-            self.store, self.provider, self.sealer, self.metrics, lease_seconds=2, clock=self.clock
-        )
+            self.store, self.provider, self.sealer, self.metrics,
+            lease_seconds=2, providers=("fake",), pin_at_claim=True, clock=self.clock,
+        )  # fmt: skip
 
     def queued(self, phone: str = PHONE) -> DeliveryMessage:
         """Issue a code to `phone` and return the one message it queued."""

@@ -51,7 +51,7 @@ def test_a_lease_held_by_another_worker_is_a_retry_without_a_call(world: World) 
     message = world.queued()
     assert world.store.claim(
         phone=E164, request_id=message.request_id, message_id=message.message_id,
-        token="other", lease_ms=10_000,
+        token="other", lease_ms=10_000, providers=("fake",), pin_to=None, pin_ttl=60,
     ) == "go"  # fmt: skip
     assert world.deliverer.deliver(message) is Outcome.RETRY
     assert world.provider.sent == []

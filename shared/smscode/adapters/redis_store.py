@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -213,16 +213,23 @@ class RedisStore:
         message_id: str,
         token: str,
         lease_ms: int,
+        providers: Sequence[str],
+        pin_to: str | None,
+        pin_ttl: int,
         purpose: str = "login",
     ) -> ClaimResult:
-        """Take the delivery lease on a message if it is still current and not yet final."""
+        """Take the delivery lease on a message if it is still current, not yet final and not
+        pinned to a provider outside `providers`; pin it to `pin_to` if given (claim.lua)."""
         with redis_errors():
             result = self._claim(
                 keys=[
                     keys.code(phone, purpose), keys.request(request_id), keys.lease(message_id),
-                    keys.outbox(), keys.outbox_messages(),
+                    keys.outbox(), keys.outbox_messages(), keys.pin(message_id),
                 ],
-                args=[message_id, lease_ms, token, self._clock()],
+                args=[
+                    message_id, lease_ms, token, self._clock(), ",".join(providers),
+                    pin_to or "", pin_ttl,
+                ],
                 client=self._thread_client(),
             )  # fmt: skip
         return result  # type: ignore[no-any-return]

@@ -6,6 +6,7 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -28,6 +29,11 @@ class Deliverer:
     outlasts the provider's own timeouts, so a slow call cannot overlap a second one. If a
     worker dies between the provider's acceptance and the record, the provider's
     deduplication on the message id (Ronglian's `reqId`) turns the next attempt into a no-op.
+
+    A message is pinned to the provider that may have sent it (by failover before each call,
+    or here as the lease is taken when one provider is called directly): a worker that does
+    not list that provider (another deployment on the same Redis, or one whose SMS_PROVIDER
+    changed) leaves the message alone rather than send a second SMS elsewhere.
     """
 
     def __init__(
@@ -38,6 +44,8 @@ class Deliverer:
         metrics: Metrics,
         *,
         lease_seconds: float,
+        providers: Sequence[str],
+        pin_at_claim: bool,
         recheck_seconds: float = 60,
         clock: Clock = time.time,
     ) -> None:
@@ -46,6 +54,8 @@ class Deliverer:
         self._sealer = sealer
         self._metrics = metrics
         self._lease_ms = int(lease_seconds * 1000)
+        self._providers = tuple(providers)
+        self._pin_to = self._providers[0] if pin_at_claim else None
         self._recheck_ms = int(recheck_seconds * 1000)
         self._clock = clock
 
@@ -80,9 +90,19 @@ class Deliverer:
             purpose=message.purpose,
             token=token,
             lease_ms=self._lease_ms,
+            providers=self._providers,
+            pin_to=self._pin_to,
+            pin_ttl=ttl + 60,
             **ids,
         )
         if claim == "busy":
+            return Outcome.RETRY
+        if claim == "elsewhere":
+            # Retried until the code expires, in case that provider is listed here again.
+            log.warning(
+                "message pinned to a provider this worker does not list (%s); not sent",
+                ",".join(self._providers), extra=extra | {"outcome": "retry"},
+            )  # fmt: skip
             return Outcome.RETRY
         if claim != "go":
             log.info("delivery already %s", claim, extra=extra | {"outcome": claim})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -12,7 +12,7 @@ from smscode.domain.policy import Limits, Rejection
 from smscode.domain.pumping import BlockedBlock, BlockWatch
 from smscode.domain.verifications import Status, Verification
 
-ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy"]
+ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy", "elsewhere"]
 FinalState = Literal["sent", "failed", "expired", "skipped"]
 VerifyOutcome = Literal["ok", "locked", "none", "invalid", "burned"]
 VerifyResult = tuple[VerifyOutcome, Any]
@@ -108,9 +108,14 @@ class CodeStore(Protocol):
         message_id: str,
         token: str,
         lease_ms: int,
+        providers: Sequence[str],
+        pin_to: str | None,
+        pin_ttl: int,
         purpose: str = "login",
     ) -> ClaimResult:
-        """Take the delivery lease on a message if it is still current and not yet final."""
+        """Take the delivery lease on a message if it is still current and not yet final, and
+        not pinned to a provider outside `providers` ('elsewhere'); with `pin_to`, pin an
+        unpinned message to that provider for `pin_ttl` seconds as the lease is taken."""
         ...
 
     def finish(

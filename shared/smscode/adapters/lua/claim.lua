@@ -1,9 +1,14 @@
 -- Before calling the provider: is this message still worth sending, and is it ours to send?
 -- KEYS[1] code hash  KEYS[2] request state hash  KEYS[3] lease
--- KEYS[4] outbox index (zset)  KEYS[5] outbox messages (hash)
+-- KEYS[4] outbox index (zset)  KEYS[5] outbox messages (hash)  KEYS[6] the message's pin
 -- ARGV[1] message id  ARGV[2] lease (ms)  ARGV[3] lease token  ARGV[4] now (ms)
+-- ARGV[5] the providers this worker lists, comma-separated
+-- ARGV[6] the provider to pin the message to as the lease is taken ('' when failover pins
+-- each call itself)  ARGV[7] the pin's ttl (s)
 -- Returns 'go' (lease taken), 'sent' | 'failed' | 'expired' | 'skipped' (already final),
--- or 'busy' (another worker holds the lease). A final answer also leaves the outbox.
+-- 'busy' (another worker holds the lease) or 'elsewhere' (pinned to a provider this worker
+-- does not list: it may have sent the code, so no other provider may). A final answer also
+-- leaves the outbox.
 local function final(state)
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('HDEL', KEYS[5], ARGV[1])
@@ -18,5 +23,17 @@ if redis.call('HGET', KEYS[1], 'mid') ~= ARGV[1] then
   if state then redis.call('HSET', KEYS[2], 'state', 'skipped', 'updated', ARGV[4]) end
   return final('skipped')
 end
-if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[2]) then return 'go' end
+local pin = redis.call('GET', KEYS[6])
+if pin then
+  local name = string.match(pin, '^(.*):%d+$') or pin
+  if not string.find(',' .. ARGV[5] .. ',', ',' .. name .. ',', 1, true) then
+    return 'elsewhere'
+  end
+end
+if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[2]) then
+  if ARGV[6] ~= '' and not pin then
+    redis.call('SET', KEYS[6], ARGV[6] .. ':' .. ARGV[4], 'EX', ARGV[7])
+  end
+  return 'go'
+end
 return 'busy'
