@@ -9,6 +9,7 @@ from smscode.adapters.redis_client import connect
 from smscode.adapters.redis_store import RedisStore
 
 RECHECK = 5_000
+PROVIDERS = ("ronglian",)  # what the sweeper's workers list
 
 
 class Clock:
@@ -27,12 +28,12 @@ def test_an_overdue_message_is_handed_out_once_per_period(
     clock = Clock()
     store = RedisStore(connect(redis_url), clock=clock)
     store.hold("m1", '{"payload": 1}', RECHECK)
-    assert store.sweep(RECHECK) == []  # not due yet
+    assert store.sweep(RECHECK, PROVIDERS) == []  # not due yet
     clock.now += RECHECK
-    assert store.sweep(RECHECK) == ['{"payload": 1}']
-    assert store.sweep(RECHECK) == []  # another sweeper, same period: nothing
+    assert store.sweep(RECHECK, PROVIDERS) == ['{"payload": 1}']
+    assert store.sweep(RECHECK, PROVIDERS) == []  # another sweeper, same period: nothing
     clock.now += RECHECK
-    assert store.sweep(RECHECK) == ['{"payload": 1}']
+    assert store.sweep(RECHECK, PROVIDERS) == ['{"payload": 1}']
 
 
 def test_a_final_state_or_a_release_takes_the_message_out(
@@ -46,10 +47,10 @@ def test_a_final_state_or_a_release_takes_the_message_out(
     store.finish(request_id="r2", message_id="retry", state=None, recheck_ms=3 * RECHECK)
     store.release("released")
     clock.now += RECHECK
-    assert store.sweep(RECHECK) == []  # sent and released are gone, the retry is not due
+    assert store.sweep(RECHECK, PROVIDERS) == []  # sent and released gone, the retry not due
     assert redis_client.hkeys(keys.outbox_messages()) == ["retry"]
     clock.now += 2 * RECHECK
-    assert store.sweep(RECHECK) == ["retry"]
+    assert store.sweep(RECHECK, PROVIDERS) == ["retry"]
 
 
 def test_a_claim_that_finds_the_message_final_or_stale_takes_it_out(
@@ -64,10 +65,26 @@ def test_a_claim_that_finds_the_message_final_or_stale_takes_it_out(
         message_id="m1",
         token="t",
         lease_ms=1000,
-        providers=("ronglian",),
+        providers=PROVIDERS,
         pin_to=None,
         pin_ttl=60,
     )
     assert result == "skipped"
     assert redis_client.zcard(keys.outbox()) == 0
     assert redis_client.hlen(keys.outbox_messages()) == 0
+
+
+def test_a_message_pinned_to_a_provider_the_workers_do_not_list_is_left_for_others(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    # given two overdue messages, one pinned to Aliyun after an ambiguous answer there
+    clock = Clock()
+    store = RedisStore(connect(redis_url), clock=clock)
+    for mid in ("free", "at-aliyun"):
+        store.hold(mid, mid, RECHECK)
+    redis_client.set(keys.pin("at-aliyun"), f"aliyun:{clock.now}")
+    clock.now += RECHECK
+    # when the sweeper of workers listing Ronglian alone looks, it takes only the other one
+    assert store.sweep(RECHECK, PROVIDERS) == ["free"]
+    # and the pinned one is still due for a sweeper whose workers list Aliyun
+    assert store.sweep(RECHECK, ("ronglian", "aliyun")) == ["at-aliyun"]

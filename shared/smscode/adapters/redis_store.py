@@ -53,10 +53,10 @@ class RedisStore:
         self._issue = load_script(client, "issue")
         self._unissue = load_script(client, "unissue")
         self._verify = load_script(client, "verify", "lib_pumping")
-        self._claim = load_script(client, "claim")
+        self._claim = load_script(client, "claim", "lib_pins")
         self._finish = load_script(client, "finish")
         self._issue_test_phone = load_script(client, "issue_test_phone")
-        self._sweep = load_script(client, "sweep")
+        self._sweep = load_script(client, "sweep", "lib_pins")
         self._own = threading.local()
 
     def _thread_client(self) -> Client:
@@ -283,13 +283,13 @@ class RedisStore:
             pipe.hdel(keys.outbox_messages(), message_id)
             pipe.execute()
 
-    def sweep(self, recheck_ms: int, limit: int = 100) -> list[str]:
-        """Payloads of outbox messages overdue for a final state, once per `recheck_ms` each."""
+    def sweep(self, recheck_ms: int, providers: Sequence[str], limit: int = 100) -> list[str]:
+        """Payloads of outbox messages overdue for a final state, once per `recheck_ms` each,
+        but for those pinned to a provider outside `providers` (left for others)."""
         now = self._clock()
+        args: list[str | int] = [now, now + recheck_ms, limit, keys.pin(""), ",".join(providers)]
         with redis_errors():
-            result = self._sweep(
-                keys=[keys.outbox(), keys.outbox_messages()], args=[now, now + recheck_ms, limit]
-            )
+            result = self._sweep(keys=[keys.outbox(), keys.outbox_messages()], args=args)
         return [str(payload) for payload in result]
 
     def request_state(self, request_id: str) -> dict[str, str]:

@@ -18,12 +18,13 @@ def sweep_outbox(push: Callable[[str], None], settings: Settings, stop: threadin
     A broker can lose a task (kombu's Redis transport, when a worker dies between taking a
     task and recording it as unacknowledged). Each overdue message is handed to one sweeper
     per period; delivery is idempotent, so a copy of a message that was only slow is harmless.
+    A message pinned to a provider these workers do not list is left for those that do.
     """
     recheck_ms = settings.delivery_recheck_seconds * 1000
     pause = min(5.0, settings.delivery_recheck_seconds / 2)
     while not stop.wait(pause):
         try:
-            payloads = store().sweep(recheck_ms)
+            payloads = store().sweep(recheck_ms, settings.providers)
             for payload in payloads:
                 push(payload)
         except Exception as error:  # Redis or the broker down: try again next period

@@ -8,7 +8,7 @@
 -- Returns 'go' (lease taken), 'sent' | 'failed' | 'expired' | 'skipped' (already final),
 -- 'busy' (another worker holds the lease) or 'elsewhere' (pinned to a provider this worker
 -- does not list: it may have sent the code, so no other provider may). A final answer also
--- leaves the outbox.
+-- leaves the outbox. Needs lib_pins.lua.
 local function final(state)
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('HDEL', KEYS[5], ARGV[1])
@@ -24,12 +24,7 @@ if redis.call('HGET', KEYS[1], 'mid') ~= ARGV[1] then
   return final('skipped')
 end
 local pin = redis.call('GET', KEYS[6])
-if pin then
-  local name = string.match(pin, '^(.*):%d+$') or pin
-  if not string.find(',' .. ARGV[5] .. ',', ',' .. name .. ',', 1, true) then
-    return 'elsewhere'
-  end
-end
+if pinned_elsewhere(pin, ARGV[5]) then return 'elsewhere' end
 if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[2]) then
   if ARGV[6] ~= '' and not pin then
     redis.call('SET', KEYS[6], ARGV[6] .. ':' .. ARGV[4], 'EX', ARGV[7])
