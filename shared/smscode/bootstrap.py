@@ -132,6 +132,9 @@ PROVIDERS: dict[str, Callable[[Settings], Provider]] = {
     "ronglian": _ronglian,
     "aliyun": _aliyun,
 }
+# Providers a repeated attempt cannot make send twice: Ronglian deduplicates on `reqId`, and
+# the console only prints. Any other one is called through failover, even alone.
+DEDUPLICATING = frozenset({"ronglian", "console"})
 PUBLISHERS: dict[str, Callable[[Settings], Publisher]] = {
     "celery": _celery,
     "sqs": _sqs,
@@ -211,9 +214,15 @@ def circuits() -> RedisCircuits:
     )
 
 
+def _failover(settings: Settings) -> bool:
+    """Whether sends go through failover: several providers, or one that does not deduplicate
+    (Aliyun), whose pin and record lookup keep a lost answer from becoming a second SMS."""
+    return len(settings.providers) > 1 or not DEDUPLICATING.issuperset(settings.providers)
+
+
 def _provider(settings: Settings) -> Provider:
-    """The one provider listed, or failover over several (README "Failover")."""
-    if len(settings.providers) == 1:
+    """A lone provider that deduplicates, called directly; else failover (README "Failover")."""
+    if not _failover(settings):
         return TimedProvider(PROVIDERS[settings.providers[0]](settings))
     routes = []
     for name in settings.providers:
@@ -230,9 +239,10 @@ def _provider(settings: Settings) -> Provider:
 
 
 def provider_health() -> list[dict[str, str | None]]:
-    """Each listed provider and its circuit, for /healthz (None: one provider, no breaker)."""
-    providers = get_settings().providers
-    if len(providers) == 1:
+    """Each listed provider and its circuit, for /healthz (None: no failover, no breaker)."""
+    settings = get_settings()
+    providers = settings.providers
+    if not _failover(settings):
         return [{"name": providers[0], "circuit": None}]
     states = circuits().states(providers)
     return [{"name": name, "circuit": states[name]} for name in providers]
@@ -251,7 +261,7 @@ def deliverer() -> Deliverer:
         PrometheusMetrics(),
         lease_seconds=lease,
         providers=settings.providers,
-        pin_at_claim=len(settings.providers) == 1,  # failover pins each call itself
+        pin_at_claim=not _failover(settings),  # failover pins each call itself
         recheck_seconds=settings.delivery_recheck_seconds,
     )
 

@@ -208,6 +208,24 @@ def test_a_message_a_lone_provider_may_have_sent_stays_with_it_when_failover_tak
     assert fake_aliyun.sent == []
 
 
+@pytest.mark.slow
+def test_aliyun_alone_looks_in_its_records_before_sending_again_after_a_lost_answer(
+    redis_client: redis.Redis, redis_url: str, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given Aliyun listed alone, losing its answer after it sent the SMS
+    fake_aliyun.script(AliyunFault.DROP_SENT)
+    env = failover_env(redis_url, fake_ronglian, fake_aliyun, SMS_PROVIDER="aliyun")
+    server = Server(env)
+    with started(server, Worker(env)):
+        # when a phone asks for a code
+        [send] = post_many(server.url, 1)
+        providers, states = delivered(redis_client, server.url, [send])
+        # then the retry found the SMS in Aliyun's records and sent no second one
+        assert (states, providers) == (["sent"], {send.phone: "aliyun"})
+        assert len(fake_aliyun.sent) == 1
+        assert circuits(server.url) == {"aliyun": "closed"}  # it runs through failover
+
+
 class BothFakes:
     """The two fakes seen as one, for the kill test's counts: an SMS at either is one SMS."""
 
