@@ -42,6 +42,14 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def own_redis_url() -> Iterator[str]:
+    """An embedded Redis of the test's own. The run's Redis is shared: the session stack's
+    worker sweeps its outbox, and would deliver a fault test's overdue messages itself."""
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A client on the test database, emptied before each test."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)

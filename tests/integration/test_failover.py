@@ -30,6 +30,12 @@ from tests.integration.test_faults_worker_kill import kill_run
 COOLDOWN = 2
 
 
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """Each test's stack on a Redis of its own: only its workers may deliver its messages."""
+    return own_redis_url
+
+
 def failover_env(
     redis_url: str, ronglian: FakeRonglian, fake_aliyun: FakeAliyun, **overrides: str
 ) -> dict[str, str]:

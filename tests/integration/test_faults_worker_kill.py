@@ -37,6 +37,12 @@ from tests.integration.test_faults_common import (
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 
 
+@pytest.fixture
+def redis_url(own_redis_url: str) -> str:
+    """Each test's stack on a Redis of its own: only its workers may deliver its messages."""
+    return own_redis_url
+
+
 def rabbitmq_reachable() -> bool:
     """Whether the machine's RabbitMQ answers on 127.0.0.1:5672."""
     try:
