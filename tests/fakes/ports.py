@@ -280,7 +280,8 @@ class FakeStore:
         recheck_ms: int = 60_000,
         provider: str = "",
     ) -> str | None:
-        """finish.lua: a final state is recorded unless 'sent' is; our lease is released."""
+        """finish.lua: a final state is recorded unless 'sent' is, and drops the pin; our lease
+        is released."""
         self._check()
         request = self.get(f"request:{request_id}")
         current = None if request is None else request.get("state")
@@ -292,6 +293,8 @@ class FakeStore:
             if provider:
                 request["provider"] = provider
             current = state
+        if current in FINAL:
+            self._keys.pop(f"pin:{message_id}", None)
         if token and self.get(f"lease:{message_id}") == token:
             del self._keys[f"lease:{message_id}"]
         return current

@@ -11,6 +11,7 @@ import pytest
 import redis
 import requests
 
+from smscode.adapters import keys
 from smscode_dev.embedded import free_port
 from tests.conftest import stack_env
 from tests.fakes.aliyun import (
@@ -210,8 +211,10 @@ def test_a_message_a_lone_provider_may_have_sent_stays_with_it_when_failover_tak
             providers, states = delivered(redis_client, server.url, [send])
     # then it went back to Ronglian (its reqId made the repeat harmless), never to Aliyun
     assert (states, providers) == (["sent"], {send.phone: "ronglian"})
-    assert len(fake_ronglian.accepted) == 1
+    [sms] = fake_ronglian.accepted
     assert fake_aliyun.sent == []
+    # and, final, it no longer needs its pin: none is left behind
+    assert redis_client.get(keys.pin(str(sms.req_id))) is None
 
 
 @pytest.mark.slow

@@ -249,8 +249,9 @@ class RedisStore:
     ) -> str | None:
         """Record a final state (never over 'sent') and release the lease if we hold it.
 
-        A final message leaves the outbox; an unfinished one is looked at again in
-        `recheck_ms` unless its retry finishes it first.
+        A final message leaves the outbox and drops its provider pin (no provider is called
+        for it again); an unfinished one is looked at again in `recheck_ms` unless its retry
+        finishes it first.
         """
         now = self._clock()
         with redis_errors():
@@ -258,6 +259,7 @@ class RedisStore:
                 keys=[
                     keys.request(request_id), keys.lease(message_id),
                     keys.outbox(), keys.outbox_messages(), keys.stats_hour(now // HOUR_MS),
+                    keys.pin(message_id),
                 ],
                 args=[
                     state or "", sid, token, now, ttl, masked, message_id, now + recheck_ms,

@@ -8,6 +8,7 @@
 -- ARGV[9] the provider that sent it ('' if none)
 -- A 'sent' state is never overwritten. A final message leaves the outbox. Returns the state.
 -- KEYS[5] this hour's stats hash (issue 19): each change of final state counted, 25 h.
+-- KEYS[6] the message's provider pin, dropped once final: claim answers a final state first.
 local state = redis.call('HGET', KEYS[1], 'state')
 if ARGV[1] ~= '' and state ~= 'sent' then
   if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'phone', ARGV[6]) end
@@ -22,6 +23,7 @@ end
 if ARGV[1] ~= '' or state == 'sent' then
   redis.call('ZREM', KEYS[3], ARGV[7])
   redis.call('HDEL', KEYS[4], ARGV[7])
+  redis.call('DEL', KEYS[6])
 else
   redis.call('ZADD', KEYS[3], 'XX', ARGV[8], ARGV[7])  -- a retry is coming: not lost yet
 end
