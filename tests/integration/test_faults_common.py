@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -171,24 +171,25 @@ def diagnose(
 def twice(sends: list[Sent], fake: FakeRonglian, workers: Iterable[Worker]) -> str:
     """For each phone that got more than one SMS: each SMS as the fake saw it, the requests
     the fakes had for it, and every worker log line about it, so a duplicate can be traced."""
-    per_phone = Counter(sms.to for sms in fake.accepted)
+    per_phone = defaultdict(list)
+    for sms in fake.accepted:
+        per_phone[sms.to].append(sms)
     logs = [(n, worker.output().splitlines()) for n, worker in enumerate(workers)]
     calls = list(fake.requests)
     lines = []
     for send in sends:
-        if send.request_id is None or per_phone[send.phone] < 2:
+        got = per_phone[send.phone]
+        if send.request_id is None or len(got) < 2:
             continue
-        national = send.phone.removeprefix("+86")
         lines.append(f"{send.phone} request {send.request_id}:")
-        lines += [f"  sms {sms!r}" for sms in fake.accepted if sms.to == send.phone]
-        lines += [f"  call {call!r}" for call in calls if national in repr(call)]
-        ids = {send.request_id} | {
-            str(getattr(sms, "req_id", "")) for sms in fake.accepted if sms.to == send.phone
-        }
+        lines += [f"  sms {sms!r}" for sms in got]
+        lines += [f"  call {call!r}" for call in calls if send.phone in repr(call)]
+        # the request id, and the message id the fakes saw (Ronglian's reqId)
+        ids = {send.request_id, *(str(getattr(sms, "req_id", "")) for sms in got)} - {""}
         lines += [
             f"  worker {n}: {line}"
             for n, out in logs
             for line in out
-            if any(i and i in line for i in ids)
+            if any(i in line for i in ids)
         ]
     return "\n".join(lines)
