@@ -30,7 +30,7 @@ class RedisCircuits:
         self._pin_ttl = pin_ttl_seconds
         self._allow = load_script(client, "circuit_allow")
         self._record = load_script(client, "circuit_record")
-        self._pin = load_script(client, "pin")
+        self._pin = load_script(client, "pin", "lib_pins")
 
     def allow(self, provider: str) -> tuple[bool, Change]:
         """Whether a call may go to the provider now (a half-open circuit lets one probe)."""
