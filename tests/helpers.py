@@ -270,13 +270,20 @@ def block_phones(count: int, block: str | None = None) -> list[str]:
     return sorted(phones)
 
 
-def send_and_verify(api: str, phone: str, code_of: Callable[[str], str | None]) -> None:
-    """A real user: asks for a code, reads it from the SMS (`code_of`), and verifies it."""
-    answer = requests.post(f"{api}/codes", json={"phone": phone}, timeout=10)
+def send_and_verify(
+    api: str,
+    phone: str,
+    code_of: Callable[[str], str | None],
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """A real user: asks for a code, reads it from the SMS (`code_of`), and verifies it
+    (with `headers` on both requests, e.g. the X-Forwarded-For of its own address)."""
+    answer = requests.post(f"{api}/codes", json={"phone": phone}, headers=headers, timeout=10)
     assert answer.status_code == 202, answer.text
     deadline = time.monotonic() + 10
     while (code := code_of(phone)) is None:
         assert time.monotonic() < deadline, f"no SMS reached {phone}"
         time.sleep(0.02)
-    answer = requests.post(f"{api}/codes/verify", json={"phone": phone, "code": code}, timeout=10)
+    body = {"phone": phone, "code": code}
+    answer = requests.post(f"{api}/codes/verify", json=body, headers=headers, timeout=10)
     assert answer.status_code == 200, answer.text

@@ -157,6 +157,7 @@ def policy(settings: Settings) -> Policy:
         ),
         max_verify_attempts=settings.max_verify_attempts,
         verify_failures_daily=settings.verify_failures_daily_limit,
+        verify_client_hourly=settings.verify_ip_hourly_limit,
         allowed_prefixes=settings.send_allowed_prefixes,
         test_phones=settings.test_phones,
         pumping=PumpingRule(
@@ -164,6 +165,7 @@ def policy(settings: Settings) -> Policy:
             min_conversion=settings.pumping_min_conversion,
             window_seconds=settings.pumping_window_seconds,
             block_seconds=settings.pumping_block_seconds,
+            min_networks=settings.pumping_min_networks,
             allow=settings.pumping_allow,
         ),
     )

@@ -118,7 +118,12 @@ class Settings(BaseModel):
     ip_hourly_limit: int = Field(default=20, ge=1)
     prefix_hourly_limit: int = Field(default=100, ge=1)
     global_minute_limit: int = Field(default=600, ge=1)
+    # Wrong codes per phone per 24 h, counted only against a live code (a verify for a phone
+    # without one changes nothing of the phone's), so no one locks a phone out for free.
     verify_failures_daily_limit: int = Field(default=20, ge=1)
+    # Failed verifications per client (IPv4 address, IPv6 /64) per hour: 5 wrong tries for
+    # each of IP_HOURLY_LIMIT's sends (429 rate_limited beyond).
+    verify_ip_hourly_limit: int = Field(default=100, ge=1)
     # Abuse resistance (see README "Security"); comma lists are parsed by the validators below.
     trusted_proxy_count: int = Field(default=0, ge=0, le=10)
     send_allowed_prefixes: tuple[str, ...] = ("+861",)
@@ -134,6 +139,9 @@ class Settings(BaseModel):
     pumping_window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     pumping_block_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
     pumping_allow: frozenset[str] = frozenset()
+    # A block is refused for everyone only on sends from this many client networks (IPv4
+    # /24, IPv6 /48); one network that fails the rule alone is refused that block alone.
+    pumping_min_networks: int = Field(default=5, ge=1, le=1000)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)

@@ -18,7 +18,7 @@ from smscode.domain.errors import Unavailable
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sent, Sms
 from smscode.domain.policy import Limits, Rejection
-from smscode.domain.pumping import BlockWatch
+from smscode.domain.pumping import BlockWatch, network_of
 from smscode.service_layer.ports import ClaimResult, FinalState, PublishError, VerifyResult
 
 FINAL = ("sent", "failed", "expired", "skipped")
@@ -58,9 +58,11 @@ class FakeStore:
     clock: Clock = field(default_factory=Clock)
     down: bool = False
     _keys: dict[str, _Entry] = field(default_factory=dict)
-    # pumping, as issue.lua and verify.lua keep it: (time, "s" or "v") per block; blocked until
-    _window: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    # pumping, as lib_pumping.lua keeps it: (time, "s" or "v", client network, counted for
+    # the whole block) per block; blocked until, by block and by (block, network)
+    _window: dict[str, list[tuple[float, str, str, bool]]] = field(default_factory=dict)
     _blocked: dict[str, float] = field(default_factory=dict)
+    _net_blocked: dict[tuple[str, str], float] = field(default_factory=dict)
 
     # -- a tiny keyspace with TTLs ---------------------------------------------------------
 
@@ -120,7 +122,8 @@ class FakeStore:
         self._check()
         if self.get(f"resend:{phone}") is not None:
             return Rejection("resend_interval", self._wait(f"resend:{phone}"))
-        if not pumping.exempt and (refused := self._judge(pumping)) is not None:
+        network = network_of(ip)
+        if not pumping.exempt and (refused := self._judge(pumping, network)) is not None:
             return refused
         for key, reason, _ in self._caps(phone, ip):
             if (self.get(key) or 0) >= getattr(limits, reason):
@@ -133,21 +136,47 @@ class FakeStore:
             self._set(f"resend:{phone}", message_id, limits.resend_interval)
         self.requests(request_id)["state"] = "queued"
         if not pumping.exempt:
-            self._window.setdefault(pumping.block, []).append((self.clock(), "s"))
+            counted = (
+                self._seen(pumping, "s", network, counted_only=True) < pumping.rule.per_network
+            )
+            self._window.setdefault(pumping.block, []).append((self.clock(), "s", network, counted))
+            self.get(code_key).update(net=network, counted=counted)
         return None
 
-    def _judge(self, watch: BlockWatch) -> Rejection | None:
-        """The block's refusal, if blocked or its window converts too little (issue.lua)."""
+    def _seen(
+        self, watch: BlockWatch, kind: str, network: str | None = None, counted_only: bool = False
+    ) -> int:
+        """Sends or verified in the block's window: all counted ones, or one network's."""
+        since = self.clock() - watch.rule.window_seconds
+        return sum(
+            1
+            for at, what, net, counted in self._window.get(watch.block, [])
+            if at > since and what == kind and (network is None or net == network)
+            and (counted or not counted_only)
+        )  # fmt: skip
+
+    def _judge(self, watch: BlockWatch, network: str) -> Rejection | None:
+        """The block's or the network's refusal, if either converts too little (issue.lua)."""
         now, rule = self.clock(), watch.rule
-        if self._blocked.get(watch.block, 0) > now:
-            return Rejection("fraud_suspected", math.ceil(self._blocked[watch.block] - now))
-        seen = [
-            kind for at, kind in self._window.get(watch.block, []) if at > now - rule.window_seconds
-        ]
-        sends, verified = seen.count("s"), seen.count("v")
-        if sends >= rule.min_sends and verified < rule.min_conversion * sends:
-            self._blocked[watch.block] = now + rule.block_seconds
-            return Rejection("fraud_suspected", rule.block_seconds, new_block=(sends, verified))
+        for until in (
+            self._blocked.get(watch.block, 0),
+            self._net_blocked.get((watch.block, network), 0),
+        ):
+            if until > now:
+                scope = None if until == self._blocked.get(watch.block, 0) else network
+                return Rejection("fraud_suspected", math.ceil(until - now), network=scope)
+        for scope in (None, network):
+            sends = self._seen(watch, "s", scope, counted_only=scope is None)
+            verified = self._seen(watch, "v", scope, counted_only=scope is None)
+            if sends >= rule.min_sends and verified < rule.min_conversion * sends:
+                if scope is None:
+                    self._blocked[watch.block] = now + rule.block_seconds
+                else:
+                    self._net_blocked[watch.block, scope] = now + rule.block_seconds
+                return Rejection(
+                    "fraud_suspected", rule.block_seconds, new_block=(sends, verified),
+                    network=scope,
+                )  # fmt: skip
         return None
 
     def _store_code(
@@ -190,6 +219,7 @@ class FakeStore:
         if not pumping.exempt:
             self._window[pumping.block].remove(next(
                 e for e in reversed(self._window[pumping.block]) if e[1] == "s"
+                and e[2] == network_of(ip)
             ))  # fmt: skip
         del self._keys[_code(phone, purpose)]
         if self.get(f"resend:{phone}") == message_id:
@@ -208,24 +238,33 @@ class FakeStore:
         max_attempts: int,
         daily_failures: int,
         pumping: BlockWatch,
+        client: str,
+        client_failures: int,
         purpose: str = "login",
     ) -> VerifyResult:
-        """verify.lua: compare, count, consume or burn the code for this purpose."""
+        """verify.lua: compare, count, consume or burn the code for this purpose; failures
+        cost the client, and the phone only with a live code."""
         self._check()
-        failures = f"verify_failures:{phone}"
-        if (self.get(failures) or 0) >= daily_failures:
-            return ("locked", None)
+        asked = f"verify_client:{client}"
+        if (self.get(asked) or 0) >= client_failures:
+            return ("throttled", self._wait(asked))
         key = _code(phone, purpose)
         code = self.get(key)
         if code is None:
-            self._incr(failures, 86400)
+            self._incr(asked, 3600)
             return ("none", None)
+        failures = f"verify_failures:{phone}"
+        if (self.get(failures) or 0) >= daily_failures:
+            self._incr(asked, 3600)
+            return ("locked", None)
         if code["h"] == candidate_hash:
             del self._keys[key]
-            if not pumping.exempt:
-                self._window.setdefault(pumping.block, []).append((self.clock(), "v"))
+            if pumping.mode == "judge" and "net" in code:
+                entry = (self.clock(), "v", code["net"], code["counted"])
+                self._window.setdefault(pumping.block, []).append(entry)
             return ("ok", code["rid"])
         self._incr(failures, 86400)
+        self._incr(asked, 3600)
         code["n"] += 1
         left = max_attempts - code["n"]
         if left <= 0:

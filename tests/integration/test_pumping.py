@@ -1,7 +1,13 @@
-"""SMS pumping: a block with many unverified sends is refused, healthy blocks never are."""
+"""SMS pumping: a block with many unverified sends is refused, healthy blocks never are.
+
+Clients are told apart by X-Forwarded-For behind one trusted proxy: a block is refused for
+everyone only on unverified sends from several client networks (PUMPING_MIN_NETWORKS, 5 by
+default), and one network alone gets refused that block alone.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -13,13 +19,23 @@ import requests
 from smscode.domain.phones import normalize
 from tests.conftest import ADMIN_KEY, stack_env
 from tests.fakes.ronglian import FakeRonglian
-from tests.helpers import Server, Worker, block_phones, send_and_verify
+from tests.helpers import Server, block_phones, send_and_verify
 
-MIN_SENDS = 20  # PUMPING_MIN_SENDS's default, which the session's stack runs with
+MIN_SENDS = 20  # PUMPING_MIN_SENDS's default
+SERVER_ENV = {"DELIVERY_BACKEND": "inline", "TRUSTED_PROXY_COUNT": "1"}
+_NETWORKS = itertools.count(1)
 
 
-def send(api: str, phone: str) -> requests.Response:
-    return requests.post(f"{api}/codes", json={"phone": phone}, timeout=10)
+def new_client() -> str:
+    """An address in an IPv4 /24 no earlier call gave."""
+    n = next(_NETWORKS)
+    return f"10.{n // 256 % 256}.{n % 256}.7"
+
+
+def send(api: str, phone: str, client: str | None = None) -> requests.Response:
+    """POST /codes from `client` (X-Forwarded-For), by default from a network of its own."""
+    headers = {"X-Forwarded-For": client or new_client()}
+    return requests.post(f"{api}/codes", json={"phone": phone}, headers=headers, timeout=10)
 
 
 def assert_fraud_suspected(answer: requests.Response) -> None:
@@ -30,22 +46,22 @@ def assert_fraud_suspected(answer: requests.Response) -> None:
     assert answer.headers["Retry-After"] == str(body["retry_after"])
 
 
-def pumping_blocks(api: str) -> float:
-    """smscode_pumping_blocks_total{how="auto"} summed over the server's workers."""
+def pumping_blocks(api: str, how: str = "auto") -> float:
+    """smscode_pumping_blocks_total{how=...} summed over the server's workers."""
     text = requests.get(f"{api}/metrics", auth=ADMIN_KEY, timeout=5).text
     for line in text.splitlines():
-        if line.startswith('smscode_pumping_blocks_total{how="auto"}'):
+        if line.startswith(f'smscode_pumping_blocks_total{{how="{how}"}}'):
             return float(line.split()[-1])
     return 0.0
 
 
 def test_a_pumped_block_is_refused_after_its_minimum_sends_while_a_healthy_block_works(
-    stack: tuple[Server, Worker],
+    server: Server,
     api: str,
     fake_ronglian: FakeRonglian,
     redis_client: redis.Redis,
 ) -> None:
-    # given: a bot asks codes for numbers of one block and never verifies any
+    # given: a bot on many networks asks codes for numbers of one block, never verifying
     pumped = block_phones(MIN_SENDS + 5)
     blocks_before = pumping_blocks(api)
     # when
@@ -64,7 +80,7 @@ def test_a_pumped_block_is_refused_after_its_minimum_sends_while_a_healthy_block
     assert pumping_blocks(api) == blocks_before + 1
     block = pumped[0][:7]
     [warning] = [
-        json.loads(line) for line in stack[0].output().splitlines()
+        json.loads(line) for line in server.output().splitlines()
         if f"number block {block} blocked for pumping" in line
     ]  # fmt: skip
     assert warning["level"] == "warning"
@@ -72,7 +88,7 @@ def test_a_pumped_block_is_refused_after_its_minimum_sends_while_a_healthy_block
 
     # when: real users of another block, past the minimum, each verify their code
     for phone in block_phones(MIN_SENDS + 10):
-        send_and_verify(api, phone, fake_ronglian.last_code)
+        send_and_verify(api, phone, fake_ronglian.last_code, {"X-Forwarded-For": new_client()})
     # then: every one of them got through (send_and_verify asserts 202 and 200)
     # and the pumped block stays refused, even for a number it never tried
     assert_fraud_suspected(send(api, block_phones(1, block)[0]))
@@ -84,10 +100,45 @@ def test_a_block_whose_users_verify_a_quarter_of_their_codes_is_never_refused(
     # given / when: twice the minimum sends, one in four verified (0.25 >= 0.2)
     for n, phone in enumerate(block_phones(MIN_SENDS * 2)):
         if n % 4 == 0:
-            send_and_verify(api, phone, fake_ronglian.last_code)
+            send_and_verify(api, phone, fake_ronglian.last_code, {"X-Forwarded-For": new_client()})
         else:
             # then: every send is accepted (a refusal would be a 429 here)
             assert send(api, phone).status_code == 202
+
+
+def test_one_network_alone_gets_only_itself_refused_a_block(
+    server: Server, api: str, redis_client: redis.Redis, fake_ronglian: FakeRonglian
+) -> None:
+    # given: 20 unverified sends into one block from one /24 (its hosts rotating)
+    phones = block_phones(MIN_SENDS + 2)
+    blocks_before = pumping_blocks(api, "network")
+    answers = [send(api, phone, f"203.0.113.{n + 1}") for n, phone in enumerate(phones[:MIN_SENDS])]
+    assert [a.status_code for a in answers] == [202] * MIN_SENDS
+    # when / then: that network is refused the block, as before
+    assert_fraud_suspected(send(api, phones[MIN_SENDS], "203.0.113.250"))
+    # but a send into that block from another network goes out
+    answer = send(api, phones[MIN_SENDS + 1], "198.51.100.7")
+    assert answer.status_code == 202, answer.text
+    # and the refusal is logged and counted as one network's, and shown so on the dashboard
+    block = phones[0][:7]
+    assert pumping_blocks(api, "network") == blocks_before + 1
+    assert f"number block {block} refused to network 203.0.113.0/24" in server.output()
+    stats = requests.get(f"{api}/admin/stats", auth=ADMIN_KEY, timeout=5).json()
+    [refusal] = [entry for entry in stats["blocked"] if entry["block"] == block]
+    assert (refusal["reason"], refusal["network"]) == ("network", "203.0.113.0/24")
+    assert (refusal["sends"], refusal["verified"]) == (MIN_SENDS, 0)
+    [row] = [row for row in stats["blocks"] if row["block"] == block]
+    assert row["blocked"] is False  # not refused to everyone
+
+
+def test_an_ipv6_network_is_its_48(api: str, redis_client: redis.Redis) -> None:
+    # given: unverified sends from 20 different /64s of one /48
+    phones = block_phones(MIN_SENDS + 2)
+    for n, phone in enumerate(phones[:MIN_SENDS]):
+        assert send(api, phone, f"2001:db8:5:{n:x}::1").status_code == 202
+    # then: the /48 is refused the block, another /48 is not
+    assert_fraud_suspected(send(api, phones[MIN_SENDS], "2001:db8:5:ffff::9"))
+    assert send(api, phones[MIN_SENDS + 1], "2001:db8:6::1").status_code == 202
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +148,7 @@ def strict_server(redis_url: str, fake_ronglian_session: FakeRonglian) -> Iterat
         redis_url,
         fake_ronglian_session,
         DELIVERY_BACKEND="inline",
+        TRUSTED_PROXY_COUNT="1",
         PUMPING_MIN_SENDS="3",
         PUMPING_BLOCK_SECONDS="600",
         PUMPING_ALLOW="1990000,+8619900010000",
@@ -158,7 +210,8 @@ def test_admin_stats_need_a_key_and_count_sends_verifications_and_blocks(
     strict_server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian
 ) -> None:
     api = strict_server.url
-    # given: a pumped block (4 sends, the 4th refused) and a healthy one (2 verified)
+    # given: a pumped block (4 sends from as many networks, the 4th refused) and a healthy
+    # one (2 verified)
     pumped = block_phones(4)
     for phone in pumped:
         send(api, phone)

@@ -95,3 +95,19 @@ def test_the_server_warns_at_start_that_test_phones_are_active(server: Server) -
     lines = [line for line in server.output().splitlines() if "TEST_PHONES active" in line]
     assert lines
     assert {json.loads(line)["level"] for line in lines} == {"warning"}
+
+
+def test_a_test_phones_sends_and_verifies_count_nowhere_for_its_block(
+    server: Server, redis_client: redis.Redis, fake_ronglian: FakeRonglian
+) -> None:
+    # given: the published reviewer code, sent and verified over and over
+    for _ in range(5):
+        sent = requests.post(f"{server.url}/codes", json={"phone": TEST_PHONE}, timeout=5)
+        assert sent.status_code == 202
+        body = {"phone": TEST_PHONE, "code": FIXED_CODE}
+        assert requests.post(f"{server.url}/codes/verify", json=body, timeout=5).status_code == 200
+    # then: its block's conversion window and the dashboard's hour know nothing of it, so it
+    # can neither lift its block's conversion nor lower it
+    block = TEST_PHONE[:7]
+    assert not redis_client.exists(keys.pumping_window(block))
+    assert not any(key.startswith("{smscode}:stats:") for key in redis_client.scan_iter())

@@ -73,7 +73,7 @@ class FakeStore:
     def block(self, block: str, seconds: int, reason: str) -> None:
         self.blocks[block] = (seconds, reason)
 
-    def unblock(self, block: str) -> bool:
+    def unblock(self, block: str, window_seconds: int) -> bool:
         return self.blocks.pop(block, None) is not None
 
     def blocked(self) -> list[BlockedBlock]:
@@ -126,17 +126,30 @@ def test_stats_add_conversion_totals_and_which_top_blocks_are_blocked() -> None:
 
 
 def test_the_sender_refuses_a_pumped_block_and_counts_its_automatic_block() -> None:
-    world = World(replace(POLICY, pumping=PumpingRule(min_sends=3)))
-    for phone in ("13800130001", "13800130002", "13800130003"):
-        world.sender.issue(phone, "127.0.0.1")
-    for phone in ("13800130004", "13800130005"):
+    # given: unverified sends into one block from three networks (the rule's minimum)
+    world = World(replace(POLICY, pumping=PumpingRule(min_sends=3, min_networks=3)))
+    for n, phone in enumerate(("13800130001", "13800130002", "13800130003")):
+        world.sender.issue(phone, f"203.0.{n}.1")
+    # then: the block is refused to every network
+    for n, phone in enumerate(("13800130004", "13800130005")):
         with pytest.raises(FraudSuspected) as refused:
-            world.sender.issue(phone, "127.0.0.1")
+            world.sender.issue(phone, f"198.51.{n}.1")
         assert refused.value.retry_after == 3600
         assert refused.value.body()["error"] == "fraud_suspected"
     assert len(world.publisher.messages) == 3  # a refused send queues nothing
     assert world.metrics.counts["pumping_blocked", "auto"] == 1
     assert world.metrics.counts["send_rejected", "fraud_suspected"] == 2
+
+
+def test_one_network_alone_gets_only_itself_refused_the_block() -> None:
+    world = World(replace(POLICY, pumping=PumpingRule(min_sends=3)))
+    for phone in ("13800130001", "13800130002", "13800130003"):
+        world.sender.issue(phone, "203.0.113.1")
+    with pytest.raises(FraudSuspected):
+        world.sender.issue("13800130004", "203.0.113.200")  # the same /24
+    assert world.metrics.counts["pumping_blocked", "network"] == 1
+    assert world.metrics.counts["pumping_blocked", "auto"] == 0
+    world.sender.issue("13800130005", "198.51.100.1")  # any other network still sends
 
 
 def test_the_sender_keeps_a_verifying_block_open() -> None:

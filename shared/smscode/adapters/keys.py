@@ -33,21 +33,33 @@ def phone_daily(phone: str) -> str:
     return f"{TAG}:daily:{phone}"
 
 
-def ip_hourly(ip: str) -> str:
-    """Sends requested from a client IP in the current hour window.
+def _client(ip: str) -> str:
+    """A client as the per-client caps count it: an IPv4 address, an IPv6 /64.
 
-    An IPv6 client is counted by its /64: one subscriber line usually gets a whole /64,
-    so counting single addresses would hand a bot 2^64 fresh "IPs".
+    One subscriber line usually gets a whole IPv6 /64, so counting single addresses would
+    hand a bot 2^64 fresh "IPs". An IPv4 address stays one client rather than its /24: in
+    China most mobile users share carrier-grade NAT addresses, so a /24 would put far more
+    strangers in one bucket (and let one of them throttle the rest).
     """
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
-        return f"{TAG}:ip:{ip}"
+        return ip
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:  # "::ffff:1.2.3.4" is the IPv4 client 1.2.3.4
-            return f"{TAG}:ip:{address.ipv4_mapped}"
-        return f"{TAG}:ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
-    return f"{TAG}:ip:{address}"
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def ip_hourly(ip: str) -> str:
+    """Sends requested from a client (IPv4 address, IPv6 /64) in the current hour window."""
+    return f"{TAG}:ip:{_client(ip)}"
+
+
+def verify_client_hourly(ip: str) -> str:
+    """Failed verifications asked by a client (IPv4 address, IPv6 /64) in the current hour."""
+    return f"{TAG}:vip:{_client(ip)}"
 
 
 def verify_failures(phone: str) -> str:
@@ -119,8 +131,20 @@ def pumping_blocked() -> str:
 
 
 def pumping_details() -> str:
-    """Why each blocked block is blocked: `auto:<sends>:<verified>` or `manual:<key id>`."""
+    """Why each refusal: `auto:<sends>:<verified>` or `manual:<key id>` by block, and
+    `network:<sends>:<verified>` by `<block> <network>` (a network refused one block)."""
     return f"{TAG}:pump:why"
+
+
+def pumping_networks(block: str, epoch: int) -> str:
+    """A block's sends (s:<net>), verified (v:<net>) and sends it counted (c:<net>) per client
+    network, in one window-long epoch (`epoch` windows since the epoch)."""
+    return f"{TAG}:pump:{block}:n:{epoch}"
+
+
+def pumping_network_blocked() -> str:
+    """Client networks refused one block (zset of `<block> <network>`), scored by until (ms)."""
+    return f"{TAG}:pump:netblocked"
 
 
 def stats_hour(hour: int) -> str:

@@ -97,7 +97,8 @@ def _make() -> _Instruments:
         ),
         pumping_blocks=Counter(
             "smscode_pumping_blocks",
-            "Number blocks blocked for SMS pumping: auto (low conversion) or manual.",
+            "Number blocks blocked for SMS pumping: auto (low conversion, for everyone), "
+            "network (one client network's own sends, refused to it alone) or manual.",
             ["how"],
         ),
     )

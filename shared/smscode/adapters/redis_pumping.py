@@ -29,33 +29,54 @@ class RedisPumping:
             pipe.hset(keys.pumping_details(), block, reason)
             pipe.execute()
 
-    def unblock(self, block: str) -> bool:
-        """Lift the refusal and empty the block's window, so its old sends cannot re-block it."""
+    def unblock(self, block: str, window_seconds: int) -> bool:
+        """Lift the block's refusals, for everyone and for single networks, and empty its
+        window and its networks' counts, so its old sends cannot re-block it.
+
+        `window_seconds` (the rule's) finds the networks hashes of this epoch and the last.
+        """
+        epoch = self._clock() // (1000 * window_seconds)
         with redis_errors():
+            members = self.client.zrange(keys.pumping_network_blocked(), 0, -1)
+            mine = [str(m) for m in members if str(m).startswith(f"{block} ")]
             pipe = self.client.pipeline(transaction=True)
             pipe.zrem(keys.pumping_blocked(), block)
-            pipe.hdel(keys.pumping_details(), block)
-            pipe.delete(keys.pumping_window(block))
-            removed, _, _ = pipe.execute()
-        return bool(removed)
+            pipe.hdel(keys.pumping_details(), block, *mine)
+            pipe.delete(
+                keys.pumping_window(block),
+                keys.pumping_networks(block, epoch),
+                keys.pumping_networks(block, epoch - 1),
+            )
+            if mine:
+                pipe.zrem(keys.pumping_network_blocked(), *mine)
+            removed = pipe.execute()[0]
+        return bool(removed) or bool(mine)
 
     def blocked(self) -> list[BlockedBlock]:
-        """The blocks refused now, soonest to end first; ended ones are dropped on the way."""
+        """The refusals in force, soonest to end first within each kind: blocks refused to
+        everyone, then to single networks. Ended ones are dropped on the way."""
         now = self._clock()
         with redis_errors():
             pipe = self.client.pipeline(transaction=True)
             pipe.zremrangebyscore(keys.pumping_blocked(), "-inf", now)
             pipe.zrange(keys.pumping_blocked(), 0, -1, withscores=True)
+            pipe.zrangebyscore(keys.pumping_network_blocked(), "-inf", now)
+            pipe.zremrangebyscore(keys.pumping_network_blocked(), "-inf", now)
+            pipe.zrange(keys.pumping_network_blocked(), 0, -1, withscores=True)
             pipe.hgetall(keys.pumping_details())
-            _, entries, details = pipe.execute()
+            _, entries, ended, _, by_network, details = pipe.execute()
+            if ended:  # a network refusal's reason goes with it
+                self.client.hdel(keys.pumping_details(), *ended)
         result = []
-        for block, until in entries:
-            how, _, numbers = str(details.get(block, "manual")).partition(":")
+        for member, until in [*entries, *by_network]:
+            block, _, network = str(member).partition(" ")
+            how, _, numbers = str(details.get(member, "manual")).partition(":")
             sends, _, verified = numbers.partition(":")
             result.append(BlockedBlock(
                 block=block, until_ms=int(until), reason=how,
                 sends=int(sends) if sends.isdigit() else 0,
                 verified=int(verified) if verified.isdigit() else 0,
+                network=network or None,
             ))  # fmt: skip
         return result
 

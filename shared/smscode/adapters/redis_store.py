@@ -2,46 +2,97 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from smscode.adapters import keys
 from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
+from smscode.domain.errors import Unavailable
 from smscode.domain.policy import Limits, Rejection
-from smscode.domain.pumping import BlockWatch
+from smscode.domain.pumping import BlockWatch, network_of
 from smscode.service_layer.ports import ClaimResult, FinalState, Staged, VerifyResult
+
+log = logging.getLogger("smscode.store")
 
 HOUR_MS = 3_600_000
 
 
+# A consumed code is kept this long (lua/verify.lua), so that a verify whose reply was lost
+# can hand it back to its right code (lua/verify_lost.lua).
+CONSUMED_KEEP_MS = 60_000
+
+
+def _networks(watch: BlockWatch, now: int) -> list[str]:
+    """The block's networks hashes of this window-long epoch and the one before."""
+    epoch = now // (1000 * watch.rule.window_seconds)
+    return [
+        keys.pumping_networks(watch.block, epoch),
+        keys.pumping_networks(watch.block, epoch - 1),
+    ]
+
+
 def _pumping_keys(watch: BlockWatch, now: int) -> list[str]:
-    """The last KEYS of issue.lua and unissue.lua: the block's window and this hour's stats."""
+    """The last KEYS of issue.lua and unissue.lua (pumping_send in lua/lib_pumping.lua)."""
     hour = now // HOUR_MS
     return [
         keys.pumping_window(watch.block), keys.pumping_blocked(), keys.pumping_details(),
         keys.stats_hour(hour), keys.stats_hour_sends(hour), keys.stats_hour_refused(hour),
+        *_networks(watch, now), keys.pumping_network_blocked(),
     ]  # fmt: skip
 
 
-def _pumping_args(watch: BlockWatch, now: int) -> list[str | int | float]:
-    """The last ARGV of issue.lua and unissue.lua."""
+def _pumping_args(watch: BlockWatch, now: int, ip: str) -> list[str | int | float]:
+    """The last ARGV of issue.lua and unissue.lua (pumping_send in lua/lib_pumping.lua)."""
     rule = watch.rule
     return [
-        watch.block, 0 if watch.exempt else 1, rule.min_sends, rule.min_conversion,
-        rule.bucket_seconds, rule.buckets, rule.block_seconds, now,
+        watch.block, watch.mode, rule.min_sends, rule.min_conversion, rule.bucket_seconds,
+        rule.buckets, rule.block_seconds, now, network_of(ip), rule.per_network,
+        1000 * rule.window_seconds,
     ]  # fmt: skip
 
 
 def verified_counting(watch: BlockWatch, now: int) -> tuple[list[str], list[str | int]]:
-    """The KEYS and ARGV that `count_verified` (lua/lib_pumping.lua) takes, in its order."""
+    """The KEYS and ARGV of a verified code's counting (pumping_verify, lua/lib_pumping.lua)."""
     rule, hour = watch.rule, now // HOUR_MS
     return (
-        [keys.pumping_window(watch.block), keys.stats_hour(hour), keys.stats_hour_verified(hour)],
-        [watch.block, 0 if watch.exempt else 1, rule.bucket_seconds, rule.buckets, now],
-    )
+        [
+            keys.pumping_window(watch.block), keys.stats_hour(hour),
+            keys.stats_hour_verified(hour), *_networks(watch, now),
+        ],
+        [
+            watch.block, watch.mode, rule.bucket_seconds, rule.buckets, now,
+            1000 * rule.window_seconds,
+        ],
+    )  # fmt: skip
+
+
+def verifying(check: Callable[[str], Any], lost: Script, code: str) -> Any:
+    """`check(nonce)`, a verify script; if its reply may be lost, its code is not lost.
+
+    A Redis that does not answer in time (Unavailable, a 503 or a retry) may have run the
+    script: the right code would be consumed while its asker is told to try again, and the
+    retry would find no code. So the call's nonce goes to lua/verify_lost.lua, which gives
+    a code that call consumed back to its right code once, or stops a call not yet run from
+    ever running. Best effort: if that cannot reach Redis either, the code may stay consumed.
+    """
+    nonce = secrets.token_hex(8)
+    try:
+        with redis_errors():
+            return check(nonce)
+    except Unavailable:
+        try:
+            with redis_errors():
+                lost(keys=[code], args=[nonce])
+        except Unavailable:
+            log.warning("a verify's reply was lost and its code could not be handed back")
+        raise
 
 
 class RedisStore:
@@ -50,9 +101,10 @@ class RedisStore:
     def __init__(self, client: Client, clock: Callable[[], int] = now_ms) -> None:
         self.client = client
         self._clock = clock
-        self._issue = load_script(client, "issue")
-        self._unissue = load_script(client, "unissue")
+        self._issue = load_script(client, "issue", "lib_pumping")
+        self._unissue = load_script(client, "unissue", "lib_pumping")
         self._verify = load_script(client, "verify", "lib_pumping")
+        self._verify_lost = load_script(client, "verify_lost")
         self._claim = load_script(client, "claim", "lib_pins")
         self._finish = load_script(client, "finish")
         self._issue_test_phone = load_script(client, "issue_test_phone")
@@ -145,12 +197,16 @@ class RedisStore:
                 speed_keys.append(staged.queue_key)
         keys_ = self._send_keys(phone, ip, request_id, purpose) + speed_keys
         keys_ += _pumping_keys(pumping, now)
+        pumping_args = _pumping_args(pumping, now, ip)
         with redis_errors():
-            result = self._issue(keys=keys_, args=args + speed_args + _pumping_args(pumping, now))
+            result = self._issue(keys=keys_, args=args + speed_args + pumping_args)
         if result[0] == 1:
             return None
         new_block = (int(result[4]), int(result[5])) if len(result) > 3 and result[3] else None
-        return Rejection(reason=str(result[1]), retry_after=int(result[2]), new_block=new_block)
+        network = network_of(ip) if len(result) > 6 and result[6] == "network" else None
+        return Rejection(
+            reason=str(result[1]), retry_after=int(result[2]), new_block=new_block, network=network
+        )
 
     def issue_test_phone(
         self,
@@ -184,7 +240,8 @@ class RedisStore:
         now = self._clock()
         keys_ = self._send_keys(phone, ip, request_id, purpose) + _pumping_keys(pumping, now)
         with redis_errors():
-            return bool(self._unissue(keys=keys_, args=[message_id, *_pumping_args(pumping, now)]))
+            args = [message_id, *_pumping_args(pumping, now, ip)]
+            return bool(self._unissue(keys=keys_, args=args))
 
     def verify(
         self,
@@ -194,15 +251,24 @@ class RedisStore:
         max_attempts: int,
         daily_failures: int,
         pumping: BlockWatch,
+        client: str,
+        client_failures: int,
         purpose: str = "login",
     ) -> VerifyResult:
-        """Compare, count and consume or burn the phone's code for the purpose in one step."""
+        """Compare, count and consume or burn the phone's code for the purpose in one step;
+        a failure counts against the client, and against the phone only with a live code."""
         counted_keys, counted_args = verified_counting(pumping, self._clock())
-        with redis_errors():
-            result = self._verify(
-                keys=[keys.code(phone, purpose), keys.verify_failures(phone), *counted_keys],
-                args=[candidate_hash, max_attempts, daily_failures, *counted_args],
-            )
+        code = keys.code(phone, purpose)
+        result = verifying(
+            lambda nonce: self._verify(
+                keys=[code, keys.verify_failures(phone), keys.verify_client_hourly(client),
+                      *counted_keys],
+                args=[candidate_hash, max_attempts, daily_failures, client_failures,
+                      CONSUMED_KEEP_MS, nonce, *counted_args],
+            ),
+            self._verify_lost,
+            code,
+        )  # fmt: skip
         return (result[0], result[1] if len(result) > 1 else None)
 
     def claim(

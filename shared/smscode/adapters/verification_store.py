@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from smscode.adapters import keys
 from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
-from smscode.adapters.redis_store import verified_counting
+from smscode.adapters.redis_store import CONSUMED_KEEP_MS, verified_counting, verifying
 from smscode.domain import purposes
 from smscode.domain.pumping import BlockWatch
 from smscode.domain.verifications import SendAttempt, Status, Verification
@@ -49,6 +49,7 @@ class RedisVerificationStore:
         self._attach = load_script(client, "verification_attach")
         self._check = load_script(client, "verification_check", "lib_pumping")
         self._close = load_script(client, "verification_close")
+        self._verify_lost = load_script(client, "verify_lost")
 
     def attach(
         self,
@@ -109,18 +110,25 @@ class RedisVerificationStore:
     ) -> tuple[CheckOutcome, Verification | None]:
         """Compare a code with the verification's own, count it, approve or exhaust it.
 
-        An approval counts as a verified send of its number block, as a native verify does.
+        An approval counts as a verified send of its number block, and consumes the code,
+        as a native verify does (a lost reply does not lose the code: `verifying`).
         """
         now = self._clock()
         counted_keys, counted_args = verified_counting(pumping, now)
-        with redis_errors():
-            outcome, flat = self._check(
+        outcome, flat = verifying(
+            lambda nonce: self._check(
                 keys=[
                     keys.verification(service_sid, phone), _code(phone),
                     keys.verify_failures(phone), *counted_keys,
                 ],
-                args=[sid, candidate_hash, max_checks, daily_failures, now, *counted_args],
-            )  # fmt: skip
+                args=[
+                    sid, candidate_hash, max_checks, daily_failures, now, CONSUMED_KEEP_MS,
+                    nonce, *counted_args,
+                ],
+            ),
+            self._verify_lost,
+            _code(phone),
+        )  # fmt: skip
         return outcome, _verification(flat)
 
     def close(

@@ -28,6 +28,8 @@ class Policy:
     limits: Limits
     max_verify_attempts: int
     verify_failures_daily: int
+    # Failed verifications one client (IPv4 address, IPv6 /64) may ask for per hour.
+    verify_client_hourly: int = 100
     allowed_prefixes: tuple[str, ...] = ("+861",)
     # Fixed codes for app-store reviewers and QA: E.164 phone -> code, no SMS, no caps.
     test_phones: Mapping[str, str] = field(default_factory=dict)
@@ -57,3 +59,5 @@ class Rejection:
     retry_after: int
     # (sends, verified) in the window when THIS refusal blocked the number block (pumping).
     new_block: tuple[int, int] | None = None
+    # The client network a pumping refusal holds for alone; None when it holds for everyone.
+    network: str | None = None

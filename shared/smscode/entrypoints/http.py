@@ -288,7 +288,7 @@ class Api:
         code = _field(data, "code")
         phone = _field(data, "phone", "mobile")
         purpose = purposes.public(data.get("purpose", purposes.DEFAULT))
-        verified = self._verifier().verify(phone, code, purpose)
+        verified = self._verifier().verify(phone, code, purpose, request.client_ip)
         if verified.token is None:
             return json_response(200, {"status": "success"})
         return json_response(200, {"status": "success", "token": verified.token})

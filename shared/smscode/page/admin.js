@@ -11,6 +11,8 @@
   // 20%, 75.7%: a decimal only where it says something.
   const pct = (value) => (value == null ? "–" : `${+(value * 100).toFixed(1)}%`);
   let minConversion = 0.2;
+  // Why a block is refused: to everyone (low conversion, or by hand), or to one client network.
+  const REASONS = { auto: "low conversion", manual: "by hand", network: "one network's low conversion:" };
 
   function el(name, attrs = {}, text) {
     const node = document.createElementNS(SVG, name);
@@ -135,8 +137,9 @@
     blocked.replaceChildren(...data.blocked.map((entry) => {
       const row = html("tr");
       row.append(html("td", "mono", entry.block));
-      row.append(html("td", null, entry.reason === "auto" ? "low conversion" : "by hand"));
-      row.append(html("td", null, entry.reason === "auto" ? `${entry.sends} / ${entry.verified}` : "–"));
+      row.append(html("td", null, REASONS[entry.reason] || "by hand"));
+      if (entry.network) row.cells[1].append(html("span", "mono network", ` ${entry.network}`));
+      row.append(html("td", null, entry.reason === "manual" ? "–" : `${entry.sends} / ${entry.verified}`));
       row.append(html("td", null, duration(entry.retry_after)), actionButton(entry.block, true));
       return row;
     }));
@@ -187,7 +190,8 @@
     $("t-blocked").textContent = fmt.format(data.blocked.length);
     $("rule").textContent = `A number block is refused for ${duration(data.rule.block_seconds)} when, ` +
       `over the last ${duration(data.rule.window_seconds)}, it has ≥ ${data.rule.min_sends} sends ` +
-      `and under ${pct(data.rule.min_conversion)} of them verified.`;
+      `and under ${pct(data.rule.min_conversion)} of them verified: to everyone when those sends ` +
+      `come from ${data.rule.min_networks} networks or more, else to the network that sent them.`;
     volumeChart(data.hours);
     conversionChart(data.hours);
     tables(data);

@@ -14,7 +14,7 @@ from smscode.domain.verifications import Status, Verification
 
 ClaimResult = Literal["go", "sent", "failed", "expired", "skipped", "busy", "elsewhere"]
 FinalState = Literal["sent", "failed", "expired", "skipped"]
-VerifyOutcome = Literal["ok", "locked", "none", "invalid", "burned"]
+VerifyOutcome = Literal["ok", "throttled", "locked", "none", "invalid", "burned"]
 VerifyResult = tuple[VerifyOutcome, Any]
 CheckOutcome = Literal["ok", "invalid", "max", "locked", "none"]
 Clock = Callable[[], float]  # seconds since the epoch, like time.time
@@ -94,10 +94,17 @@ class CodeStore(Protocol):
         max_attempts: int,
         daily_failures: int,
         pumping: BlockWatch,
+        client: str,
+        client_failures: int,
         purpose: str = "login",
     ) -> VerifyResult:
         """Compare, count and consume or burn the phone's code for this purpose; count a
-        success for its number block."""
+        success for its number block.
+
+        A failure counts against the client (at most `client_failures` an hour, then
+        'throttled' with the wait), and against the phone's `daily_failures` only when it
+        was a wrong code for a live code: without one, nothing of the phone's is touched.
+        """
         ...
 
     def claim(
@@ -154,8 +161,9 @@ class PumpingStore(Protocol):
         """Refuse the block's sends for `seconds`, whatever its conversion."""
         ...
 
-    def unblock(self, block: str) -> bool:
-        """Lift a block's refusal and forget its window (else it would block again at once)."""
+    def unblock(self, block: str, window_seconds: int) -> bool:
+        """Lift a block's refusals (to everyone and to single networks) and forget its
+        window (else it would block again at once); False when none was in force."""
         ...
 
     def blocked(self) -> list[BlockedBlock]:

@@ -62,13 +62,13 @@ class Operator:
         return {"block": block, "until": _iso(self._clock() + seconds), "retry_after": seconds}
 
     def unblock(self, block: str, by: str) -> None:
-        """Lift a block and forget its window.
+        """Lift a block, for everyone and for single networks, and forget its window.
 
         Raises:
             InvalidRequest, NotFound: not blocked now.
         """
         block = self._checked(block)
-        if not self._store.unblock(block):
+        if not self._store.unblock(block, self._rule.window_seconds):
             raise NotFound(f"The block {block} is not blocked.")
         log.warning("number block %s unblocked by hand by %s", block, by)
 
@@ -80,7 +80,7 @@ class Operator:
             row["hour"] = _iso(row["hour"] * 3600)
             row["conversion"] = _conversion(row["sends"], row["verified"])
         blocked = self._store.blocked()
-        refused_now = {entry.block for entry in blocked}
+        refused_now = {entry.block for entry in blocked if entry.network is None}
         top = self._store.top_blocks(HOURS, TOP_BLOCKS)
         for row in top:
             row["conversion"] = _conversion(row["sends"], row["verified"])
@@ -96,6 +96,7 @@ class Operator:
             "rule": {
                 "min_sends": rule.min_sends,
                 "min_conversion": rule.min_conversion,
+                "min_networks": rule.min_networks,
                 "window_seconds": rule.window_seconds,
                 "block_seconds": rule.block_seconds,
             },
@@ -108,6 +109,7 @@ class Operator:
                 {
                     "block": entry.block,
                     "reason": entry.reason,
+                    "network": entry.network,
                     "until": _iso(entry.until_ms / 1000),
                     "retry_after": max(1, int(entry.until_ms / 1000 - now + 0.999)),
                     "sends": entry.sends,

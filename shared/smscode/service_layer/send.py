@@ -160,7 +160,15 @@ class Sender:
         message = _REJECTIONS[rejection.reason]
         if rejection.reason != "fraud_suspected":
             raise RateLimited(message, retry_after=rejection.retry_after, reason=rejection.reason)
-        if rejection.new_block is not None:
+        if rejection.new_block is not None and rejection.network is not None:
+            self._metrics.pumping_blocked("network")
+            sends, verified = rejection.new_block
+            log.warning(
+                "number block %s refused to network %s for pumping: %d sends, %d verified",
+                watch.block, rejection.network, sends, verified,
+                extra={"outcome": "pumping_blocked_network"},
+            )  # fmt: skip
+        elif rejection.new_block is not None:
             self._metrics.pumping_blocked("auto")
             sends, verified = rejection.new_block
             log.warning(

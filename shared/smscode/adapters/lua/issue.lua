@@ -9,8 +9,9 @@
 -- when ARGV[14] is set)  ARGV[12] outbox payload ('' = none)  ARGV[13] outbox due (ms)
 -- ARGV[14] Celery envelope to LPUSH onto KEYS[10] ('' = none); see the block marked "speed".
 -- Returns {1} when accepted, else {0, reason, retry_after_seconds}.
--- Pumping (issue 19): the LAST 6 KEYS and LAST 8 ARGV, addressed from the end so other
--- additions may come before them; see the block marked "pumping" below.
+-- Pumping (issue 19, 25): the LAST 9 KEYS and LAST 11 ARGV, addressed from the end so other
+-- additions may come before them; see lib_pumping.lua (prepended) and the block marked
+-- "pumping" below.
 local function wait(key)
   local ms = redis.call('PTTL', key)
   if ms < 0 then return 1 end
@@ -19,90 +20,13 @@ end
 
 if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'resend_interval', wait(KEYS[2])} end
 
--- ---- pumping: conversion per number block, judged BEFORE any cap is counted ----
--- KEYS[-6] block's window hash: s<bucket> sends, v<bucket> verified, and their totals S, V
--- over the buckets from o on  KEYS[-5] blocked blocks (zset, score = until ms)
--- KEYS[-4] blocked blocks' details (hash)  KEYS[-3] this hour's stats hash
--- KEYS[-2] this hour's sends per block (zset)  KEYS[-1] this hour's fraud refusals per block
--- ARGV[-8] block  ARGV[-7] 1 to judge and count it, 0 when allow-listed  ARGV[-6] min sends
--- ARGV[-5] min conversion  ARGV[-4] bucket (s)  ARGV[-3] buckets per window
--- ARGV[-2] block (s)  ARGV[-1] now (ms)
--- Refuses {0, 'fraud_suspected', retry_after, new, sends, verified}; new = 1 when this
--- call blocked the block. A refused send writes no cap and no code.
-local pk, pa = #KEYS - 6, #ARGV - 8
-local p_window, p_blocked, p_details = KEYS[pk + 1], KEYS[pk + 2], KEYS[pk + 3]
-local p_hour, p_hour_sends, p_hour_refused = KEYS[pk + 4], KEYS[pk + 5], KEYS[pk + 6]
-local p_block, p_judge = ARGV[pa + 1], ARGV[pa + 2] == '1'
-local p_now, p_buckets = tonumber(ARGV[pa + 8]), tonumber(ARGV[pa + 6])
-local p_bucket = math.floor(p_now / 1000 / tonumber(ARGV[pa + 5]))
-local function p_refuse(until_ms, new, sends, verified)
-  redis.call('ZINCRBY', p_hour_refused, 1, p_block)
-  if redis.call('HINCRBY', p_hour, 'refused', 1) == 1 then  -- the hour's first: keep it 25 h
-    redis.call('EXPIRE', p_hour, 90000)
-    redis.call('EXPIRE', p_hour_refused, 90000)
-  end
-  return {0, 'fraud_suspected', math.ceil((until_ms - p_now) / 1000), new, sends, verified}
-end
--- The window's totals, slid to now: buckets older than the window leave S and V as they
--- leave the hash, so a send costs the same however busy its block is.
-local function p_slide()
-  local oldest = p_bucket - p_buckets + 1
-  local w = redis.call('HMGET', p_window, 'o', 'S', 'V')
-  local o, sends, verified = tonumber(w[1]), tonumber(w[2] or '0'), tonumber(w[3] or '0')
-  if o ~= nil and o < oldest then
-    local drop = {}
-    if oldest - o > p_buckets then  -- idle for longer than a window: recount what is left
-      sends, verified = 0, 0
-      local fields = redis.call('HGETALL', p_window)
-      for i = 1, #fields, 2 do
-        local b = tonumber(string.sub(fields[i], 2))  -- nil for o, S, V
-        if b ~= nil and b < oldest then
-          drop[#drop + 1] = fields[i]
-        elseif b ~= nil and string.byte(fields[i]) == 115 then  -- 's'
-          sends = sends + tonumber(fields[i + 1])
-        elseif b ~= nil then
-          verified = verified + tonumber(fields[i + 1])
-        end
-      end
-    else
-      for b = o, oldest - 1 do
-        local gone = redis.call('HMGET', p_window, 's' .. b, 'v' .. b)
-        sends = sends - tonumber(gone[1] or '0')
-        verified = verified - tonumber(gone[2] or '0')
-        drop[#drop + 1], drop[#drop + 2] = 's' .. b, 'v' .. b
-      end
-    end
-    if #drop > 0 then redis.call('HDEL', p_window, unpack(drop)) end
-  end
-  if o == nil or o < oldest then
-    redis.call('HSET', p_window, 'o', oldest, 'S', sends, 'V', verified)
-  end
-  return sends, verified
-end
-if p_judge then
-  local until_ms = tonumber(redis.call('ZSCORE', p_blocked, p_block) or '0')
-  if until_ms > p_now then return p_refuse(until_ms, 0, 0, 0) end
-  local sends, verified = p_slide()
-  if sends >= tonumber(ARGV[pa + 3]) and verified < tonumber(ARGV[pa + 4]) * sends then
-    until_ms = p_now + 1000 * tonumber(ARGV[pa + 7])
-    redis.call('ZADD', p_blocked, until_ms, p_block)
-    redis.call('HSET', p_details, p_block, 'auto:' .. sends .. ':' .. verified)
-    return p_refuse(until_ms, 1, sends, verified)
-  end
-end
-local function p_count()
-  if p_judge then
-    redis.call('HINCRBY', p_window, 's' .. p_bucket, 1)
-    redis.call('HINCRBY', p_window, 'S', 1)
-    redis.call('PEXPIRE', p_window, 1000 * tonumber(ARGV[pa + 5]) * (p_buckets + 1))
-  end
-  redis.call('ZINCRBY', p_hour_sends, 1, p_block)
-  if redis.call('HINCRBY', p_hour, 'sends', 1) == 1 then
-    redis.call('EXPIRE', p_hour, 90000)
-    redis.call('EXPIRE', p_hour_sends, 90000)
-  end
-end
--- ---- end pumping (p_count() runs once the send is accepted) ----
+-- ---- pumping: conversion per number block and client network, judged BEFORE any cap ----
+-- Refuses {0, 'fraud_suspected', retry_after, new, sends, verified, scope} (lib_pumping.lua):
+-- a refused send writes no cap and no code.
+local pumping = pumping_send()
+local refused, entered = judge_send(pumping)
+if refused then return refused end
+-- ---- end pumping (count_send runs once the send is accepted) ----
 
 local caps = {
   {KEYS[3], ARGV[6], 'phone_daily'}, {KEYS[4], ARGV[7], 'ip_hourly'},
@@ -135,5 +59,5 @@ if ARGV[12] ~= '' then
   if ARGV[14] ~= '' then redis.call('LPUSH', KEYS[10], ARGV[14]) end
 end
 -- ---- end speed ----
-p_count()
+count_send(pumping, KEYS[1], entered)
 return {1}
