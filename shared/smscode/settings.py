@@ -142,6 +142,9 @@ class Settings(BaseModel):
     # A block is refused for everyone only on sends from this many client networks (IPv4
     # /24, IPv6 /48); one network that fails the rule alone is refused that block alone.
     pumping_min_networks: int = Field(default=5, ge=1, le=1000)
+    # Set by Cloud Run (and Cloud Run functions): behind Google's front end the socket peer
+    # is Google's, so at least one X-Forwarded-For entry is believed (clientip.py).
+    k_service: str | None = None
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)

@@ -69,6 +69,34 @@ def test_the_lambda_adapter_reads_the_same_setting(
     assert request.client_ip == expected
 
 
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "expected"),
+    [
+        (None, "203.0.113.7", "203.0.113.7"),  # a client of its own: Google's entry
+        (None, "6.6.6.6, 203.0.113.7", "203.0.113.7"),  # one it prepended is not believed
+        (None, None, "169.254.1.1"),  # no header: the peer, said at warning
+        ("0", "6.6.6.6, 203.0.113.7", "203.0.113.7"),  # 0 would be one bucket for all
+        ("2", "6.6.6.6, 203.0.113.7, 34.111.1.1", "203.0.113.7"),  # behind a load balancer
+    ],
+)
+def test_on_cloud_run_the_front_ends_entry_is_the_client(
+    monkeypatch: pytest.MonkeyPatch, trusted: str | None, forwarded: str | None, expected: str
+) -> None:
+    # given: the environment Cloud Run gives (K_SERVICE); the socket's peer is Google's
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("CODE_SECRET", "x" * 32)
+    monkeypatch.setenv("K_SERVICE", "issue-code")
+    if trusted is not None:
+        monkeypatch.setenv("TRUSTED_PROXY_COUNT", trusted)
+    get_settings.cache_clear()
+    headers = {} if forwarded is None else {"x-forwarded-for": forwarded}
+    try:
+        # when / then
+        assert client_ip("169.254.1.1", headers) == expected
+    finally:
+        get_settings.cache_clear()
+
+
 @given(
     st.one_of(
         st.text(max_size=60), st.lists(st.ip_addresses().map(str), max_size=4).map(", ".join)
