@@ -8,14 +8,17 @@ import pytest
 import requests
 import yaml
 
+from tests.conftest import ADMIN_KEY
 from tests.helpers import fresh_phone
 
 ALLOWED = "https://app.example"
+SERVICE = "VA" + "0123456789abcdef" * 2
 SERVER_ENV = {
     "DELIVERY_BACKEND": "inline",
     "SMS_PROVIDER": "console",
     "CORS_ORIGINS": f"{ALLOWED},http://localhost:3000",
     "SEND_ALLOWED_PREFIXES": "+86138,+86139",
+    "VERIFY_SERVICE_SIDS": SERVICE,
 }
 CORS_HEADERS = {
     "access-control-allow-origin",
@@ -125,3 +128,40 @@ def test_page_headers_and_json_404_405(api: str) -> None:
         assert answer.status_code == status
         assert answer.headers["Content-Type"] == "application/json"
         assert set(answer.json()) == {"status", "error", "message"}
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [("https://evil.example", False), ("null", False), (ALLOWED, True), (None, True), ("", True)],
+    ids=["foreign", "null", "cors-origin", "none", "own"],
+)
+def test_keyed_writes_from_another_sites_page_are_forbidden(
+    api: str, origin: str | None, allowed: bool
+) -> None:
+    # given: the operator's key, as a browser that remembers the dashboard login sends it
+    headers = {} if origin is None else {"Origin": origin or api}
+    admin = requests.Session()
+    admin.auth = ADMIN_KEY
+    admin.headers.update(headers)
+    phone = "+86138" + fresh_phone()[3:]
+    form = {"To": phone, "Channel": "sms"}
+    # when
+    blocked = admin.put(f"{api}/admin/blocks/1770001", timeout=5)
+    unblocked = admin.delete(f"{api}/admin/blocks/1770001", timeout=5)
+    created = admin.post(f"{api}/v2/Services/{SERVICE}/Verifications", data=form, timeout=5)
+    # then: the admin routes answer 403 in the contract's shape, the Twilio ones in Twilio's
+    if allowed:
+        assert [blocked.status_code, unblocked.status_code, created.status_code] == [200, 200, 201]
+        return
+    assert blocked.status_code == unblocked.status_code == 403
+    assert blocked.json() == {
+        "status": "error", "error": "forbidden",
+        "message": "A keyed change from another site's page is refused.",
+    }  # fmt: skip
+    assert created.status_code == 403
+    assert (created.json()["code"], created.json()["status"]) == (20403, 403)
+    # and nothing changed, while reads stay readable with the key (CORS keeps their answers
+    # from other sites): the block was never refused
+    stats = admin.get(f"{api}/admin/stats", timeout=5)
+    assert stats.status_code == 200
+    assert "1770001" not in {entry["block"] for entry in stats.json()["blocked"]}

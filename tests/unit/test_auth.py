@@ -7,7 +7,7 @@ import base64
 import pytest
 from pydantic import SecretStr
 
-from smscode.entrypoints.auth import authenticate
+from smscode.entrypoints.auth import authenticate, foreign_origin
 from smscode.settings import Settings, SettingsError, load_settings
 
 KEYS = {"ops": SecretStr("s" * 24), "app": SecretStr("a" * 30)}
@@ -59,3 +59,25 @@ def test_a_cross_site_browser_request_is_refused_even_with_the_key() -> None:
     headers = {"authorization": basic("ops:" + "s" * 24), "sec-fetch-site": "cross-site"}
     assert authenticate(headers, KEYS) is None
     assert authenticate(headers | {"sec-fetch-site": "same-origin"}, KEYS) == "ops"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "foreign"),
+    [
+        ("PUT", {"host": "sms.example", "origin": "https://evil.example"}, True),
+        ("POST", {"host": "sms.example", "origin": "null"}, True),
+        ("DELETE", {"host": "sms.example:8080", "origin": "http://sms.example"}, True),
+        ("PUT", {"host": "sms.example"}, False),  # a server-to-server client: no Origin
+        ("PUT", {"host": "sms.example", "origin": "https://sms.example"}, False),
+        ("PUT", {"host": "SMS.example:443", "origin": "https://sms.example"}, False),
+        ("PUT", {"host": "127.0.0.1:8080", "origin": "http://127.0.0.1:8080"}, False),
+        ("PUT", {"host": "app:8080", "origin": "https://sms.example",
+                 "x-forwarded-host": "sms.example"}, False),  # behind a proxy that rewrites Host
+        ("PUT", {"host": "sms.example", "origin": "https://app.example"}, False),  # CORS_ORIGINS
+        ("GET", {"host": "sms.example", "origin": "https://evil.example"}, False),  # a read
+    ],
+)  # fmt: skip
+def test_a_write_from_another_sites_page_is_foreign(
+    method: str, headers: dict[str, str], foreign: bool
+) -> None:
+    assert foreign_origin(method, headers, frozenset({"https://app.example"})) is foreign

@@ -52,6 +52,13 @@ class Unauthorized(SmsCodeError):
     code = "unauthorized"
 
 
+class Forbidden(SmsCodeError):
+    """A request refused whatever its key: a keyed write sent from another site's page."""
+
+    status = 403
+    code = "forbidden"
+
+
 class MethodNotAllowed(SmsCodeError):
     """The route exists but not for this method."""
 

@@ -18,6 +18,7 @@ from smscode import bootstrap
 from smscode.adapters import metrics
 from smscode.domain import purposes
 from smscode.domain.errors import (
+    Forbidden,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -25,7 +26,7 @@ from smscode.domain.errors import (
     SmsCodeError,
     Unauthorized,
 )
-from smscode.entrypoints.auth import authenticate
+from smscode.entrypoints.auth import authenticate, foreign_origin
 from smscode.service_layer.pumping import Operator
 from smscode.service_layer.send import Sender
 from smscode.service_layer.verify import Verifier
@@ -303,8 +304,11 @@ class Api:
         """The API key id the request proves.
 
         Raises:
+            Forbidden: a write from another site's page (`auth.foreign_origin`).
             Unauthorized: no key or a wrong one (also when API_KEYS is unset).
         """
+        if foreign_origin(request.method, request.headers, self._cors_origins()):
+            raise Forbidden("A keyed change from another site's page is refused.")
         key_id = authenticate(request.headers, self._api_keys())
         if key_id is None:
             raise Unauthorized("Give an API_KEYS key: HTTP Basic or 'Bearer id:secret'.")

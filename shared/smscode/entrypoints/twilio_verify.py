@@ -22,7 +22,7 @@ from smscode.domain.errors import (
     Unavailable,
 )
 from smscode.domain.verifications import MaxCheckAttempts, Verification
-from smscode.entrypoints.auth import authenticate
+from smscode.entrypoints.auth import authenticate, foreign_origin
 from smscode.entrypoints.http import Handler, HttpRequest, HttpResponse, Route, parse_body
 from smscode.entrypoints.http import json_response as _json
 from smscode.service_layer.verifications import Verifications
@@ -199,8 +199,11 @@ class TwilioVerify:
         return guarded
 
     def _authorize(self, request: HttpRequest, match: re.Match[str]) -> str:
-        """The caller's account sid; 401 without a valid API key, 404 for a service not ours."""
+        """The caller's account sid; 403 for a write from another site's page, 401 without a
+        valid API key, 404 for a service not ours."""
         settings = self._settings()
+        if foreign_origin(request.method, request.headers, settings.cors_origins):
+            raise TwilioError(403, 20403, "Forbidden")
         key_id = authenticate(request.headers, settings.api_keys)
         if key_id is None:
             if "authorization" not in request.headers:
