@@ -150,3 +150,33 @@ def test_the_dashboard_shows_a_pumped_block_in_its_charts_and_unblocks_it(
     expect(page.locator("#blocked tbody tr", has_text=block)).to_contain_text("by hand")
     assert problems == []
     context.close()
+
+
+def test_the_dashboard_loads_from_a_url_with_its_credentials_and_shows_a_network_refusal(
+    browser: Browser,  # noqa: F811
+    api: str,
+    redis_client: redis.Redis,
+    fake_ronglian: FakeRonglian,
+) -> None:
+    # given: one network refused a block on its own unverified sends
+    pumped = block_phones(21)
+    for phone in pumped:
+        headers = {"X-Forwarded-For": "203.0.113.9"}
+        requests.post(f"{api}/codes", json={"phone": phone}, headers=headers, timeout=10)
+    # when: the operator opens http://id:secret@host/admin, as a bookmark may hold it
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda message: _keep_errors(message, problems))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    host = api.removeprefix("http://")
+    page.goto(f"http://{ADMIN_KEY[0]}:{ADMIN_KEY[1]}@{host}/admin")
+    # then: its data loads (fetch refuses a URL with credentials in it), and the refusal is
+    # shown as one network's, that network named
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true")
+    row = page.locator("#blocked tbody tr", has_text=pumped[0][:7])
+    expect(row).to_contain_text("one network's low conversion: 203.0.113.0/24")
+    expect(row).to_contain_text("20 / 0")
+    expect(page.locator("#error")).to_be_hidden()
+    assert problems == []
+    context.close()

@@ -4,8 +4,11 @@
   "use strict";
 
   const SVG = "http://www.w3.org/2000/svg";
+  // The data routes sit one level above assets/, under whatever prefix serves the page; built
+  // on location.origin, which never carries the credentials of http://id:secret@host/admin
+  // (fetch refuses a URL that does: the browser sends the remembered login on its own).
   const script = document.currentScript;
-  const base = new URL("..", script ? script.src : location.href);
+  const base = new URL(new URL("..", script ? script.src : location.href).pathname, location.origin);
   const $ = (id) => document.getElementById(id);
   const fmt = new Intl.NumberFormat("en");
   // 20%, 75.7%: a decimal only where it says something.
