@@ -38,8 +38,9 @@ def network_of(client: str) -> str:
         return client
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    prefix = 24 if isinstance(address, ipaddress.IPv4Address) else 48
-    return str(ipaddress.ip_network((address, prefix), strict=False))
+    if isinstance(address, ipaddress.IPv4Address):  # on every send: string work, not a network
+        return f"{str(address).rpartition('.')[0]}.0/24"
+    return f"{ipaddress.IPv6Address(int(address) >> 80 << 80)}/48"
 
 
 @dataclass(frozen=True)
