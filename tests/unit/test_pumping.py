@@ -55,7 +55,13 @@ def test_pumping_allow_takes_blocks_and_phones(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PUMPING_ALLOW", "138001"), ("PUMPING_MIN_CONVERSION", "1.5"), ("PUMPING_MIN_SENDS", "0")],
+    [
+        ("PUMPING_ALLOW", "138001"),
+        ("PUMPING_MIN_CONVERSION", "1.5"),
+        ("PUMPING_MIN_SENDS", "0"),
+        ("PUMPING_MIN_NETWORKS", "0"),
+        ("VERIFY_IP_HOURLY_LIMIT", "0"),
+    ],
 )
 def test_bad_pumping_settings_stop_with_one_line(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str

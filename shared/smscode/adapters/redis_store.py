@@ -13,7 +13,13 @@ import redis
 from redis.commands.core import Script
 
 from smscode.adapters import keys
-from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
+from smscode.adapters.redis_client import (
+    Client,
+    CommandNotSent,
+    load_script,
+    now_ms,
+    redis_errors,
+)
 from smscode.domain.errors import Unavailable
 from smscode.domain.policy import Limits, Rejection
 from smscode.domain.pumping import BlockWatch, network_of
@@ -48,12 +54,13 @@ def _pumping_keys(watch: BlockWatch, now: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _pumping_args(watch: BlockWatch, now: int, ip: str) -> list[str | int | float]:
-    """The last ARGV of issue.lua and unissue.lua (pumping_send in lua/lib_pumping.lua)."""
+def _pumping_args(watch: BlockWatch, now: int, network: str) -> list[str | int | float]:
+    """The last ARGV of issue.lua and unissue.lua (pumping_send in lua/lib_pumping.lua);
+    `network` the client's (`network_of`)."""
     rule = watch.rule
     return [
         watch.block, watch.mode, rule.min_sends, rule.min_conversion, rule.bucket_seconds,
-        rule.buckets, rule.block_seconds, now, network_of(ip), rule.per_network,
+        rule.buckets, rule.block_seconds, now, network, rule.per_network,
         1000 * rule.window_seconds,
     ]  # fmt: skip
 
@@ -86,7 +93,9 @@ def verifying(check: Callable[[str], Any], lost: Script, code: str) -> Any:
     try:
         with redis_errors():
             return check(nonce)
-    except Unavailable:
+    except Unavailable as error:
+        if isinstance(error.__cause__, CommandNotSent):
+            raise  # Redis never had it: nothing to hand back (a Redis down, most likely)
         try:
             with redis_errors():
                 lost(keys=[code], args=[nonce])
@@ -197,16 +206,19 @@ class RedisStore:
                 speed_keys.append(staged.queue_key)
         keys_ = self._send_keys(phone, ip, request_id, purpose) + speed_keys
         keys_ += _pumping_keys(pumping, now)
-        pumping_args = _pumping_args(pumping, now, ip)
+        network = network_of(ip)
         with redis_errors():
-            result = self._issue(keys=keys_, args=args + speed_args + pumping_args)
+            result = self._issue(
+                keys=keys_, args=args + speed_args + _pumping_args(pumping, now, network)
+            )
         if result[0] == 1:
             return None
         new_block = (int(result[4]), int(result[5])) if len(result) > 3 and result[3] else None
-        network = network_of(ip) if len(result) > 6 and result[6] == "network" else None
+        alone = len(result) > 6 and result[6] == "network"  # refused to this network only
         return Rejection(
-            reason=str(result[1]), retry_after=int(result[2]), new_block=new_block, network=network
-        )
+            reason=str(result[1]), retry_after=int(result[2]), new_block=new_block,
+            network=network if alone else None,
+        )  # fmt: skip
 
     def issue_test_phone(
         self,
@@ -240,7 +252,7 @@ class RedisStore:
         now = self._clock()
         keys_ = self._send_keys(phone, ip, request_id, purpose) + _pumping_keys(pumping, now)
         with redis_errors():
-            args = [message_id, *_pumping_args(pumping, now, ip)]
+            args = [message_id, *_pumping_args(pumping, now, network_of(ip))]
             return bool(self._unissue(keys=keys_, args=args))
 
     def verify(
