@@ -2,19 +2,38 @@
 
 The fakes answer as Ronglian and Aliyun do (Content-Length, keep-alive); HTTP also allows
 chunked bodies, bodies that end with the connection, interim 1xx answers and a server that
-closes an idle connection. Each must come out as urllib3's pool made it come out.
+closes an idle connection. Each must come out as urllib3's pool made it come out. And a
+server or a name lookup that is slow in any way still ends the call by its deadline, TLS
+certificates and host names are checked, and an answer is read up to its cap.
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
+from smscode.adapters.providers.ronglian import classify_error
 from smscode.adapters.providers.transport import Origin
+from smscode.domain.outcomes import MaybeSent, NotSent
 from smscode_dev.embedded import free_port
 
 Answer = Callable[[socket.socket], None]  # writes one answer (or not) on the connection
@@ -23,9 +42,11 @@ Answer = Callable[[socket.socket], None]  # writes one answer (or not) on the co
 class RawServer:
     """Reads each request on a connection and lets the next scripted answer write back."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
         self.answers: list[Answer] = []
         self.connections = 0
         self.requests: list[bytes] = []
@@ -41,6 +62,11 @@ class RawServer:
             threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
 
     def _connection(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:  # the client refused our certificate
+                return
         with conn:
             data = b""
             while True:
@@ -195,3 +221,162 @@ def test_control_characters_never_reach_the_wire(
 def test_a_url_of_another_origin_is_refused(server: RawServer) -> None:
     with pytest.raises(ValueError, match="another origin"):
         origin(server.url).post("http://elsewhere.example/", {})
+
+
+def test_an_answer_lost_on_a_reused_connection_is_never_sent_again(server: RawServer) -> None:
+    # a client that resends a request whose answer was lost on a kept-alive connection (as
+    # libcurl does for a POST) would make Aliyun, which does not deduplicate, send twice
+    client = origin(server.url)
+    server.answers = [raw(OK), raw(b"", close=True), raw(OK)]
+    assert client.post(f"{server.url}/", {}) == (200, b"ok")
+    with pytest.raises(ProtocolError) as lost:
+        client.post(f"{server.url}/", {})
+    assert isinstance(classify_error(lost.value), MaybeSent)
+    assert len(server.requests) == 2
+
+
+def trickle(payload: bytes, every: float) -> Answer:
+    """Write the answer a byte at a time, `every` seconds apart."""
+
+    def answer(conn: socket.socket) -> None:
+        for byte in payload:
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:  # the client gave up
+                return
+            time.sleep(every)
+
+    return answer
+
+
+def test_an_answer_trickled_past_the_calls_time_is_cut_there(server: RawServer) -> None:
+    # given a server writing its answer a byte every 0.1 s (inside the 0.5 s read timeout),
+    # 4 s in all: longer than the call's connect and read timeouts together (1 s)
+    server.answers = [trickle(OK, every=0.1)]
+    # then the call ends as an answer lost (it may have been sent), not after the whole answer
+    with pytest.raises(ReadTimeoutError) as lost:
+        origin(server.url).post(f"{server.url}/", {})
+    assert isinstance(classify_error(lost.value), MaybeSent)
+
+
+def test_the_attempts_deadline_ends_a_call_before_its_own_timeouts(server: RawServer) -> None:
+    server.answers = [lambda _: None]  # never answers
+    client = Origin(server.url, connect_timeout=0.5, read_timeout=30, pool_size=4)
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError):
+        client.post(f"{server.url}/", {}, deadline=time.monotonic() + 0.3)
+    assert time.monotonic() - started < 10  # long before its 30 s read timeout
+
+
+def test_no_call_starts_once_its_deadline_has_passed(server: RawServer) -> None:
+    with pytest.raises(ConnectTimeoutError) as late:
+        origin(server.url).post(f"{server.url}/", {}, deadline=time.monotonic())
+    assert isinstance(classify_error(late.value), NotSent)
+    assert server.connections == 0
+
+
+def test_a_name_lookup_that_hangs_ends_at_the_deadline_and_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a resolver that never answers for this host (a DNS server gone silent)
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def silent(host: str, *args: object, **kwargs: object) -> object:
+        if host == "silent.invalid":
+            released.wait(30)
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    client = origin("http://silent.invalid:8883")
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectTimeoutError) as unresolved:
+            client.post("http://silent.invalid:8883/", {})
+    finally:
+        released.set()
+    assert time.monotonic() - started < 10  # not the 30 s the lookup would have taken
+    assert isinstance(classify_error(unresolved.value), NotSent)
+
+
+def test_an_answer_past_its_cap_is_refused(server: RawServer) -> None:
+    big = b"x" * 100
+    server.answers = [raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + big)]
+    client = Origin(server.url, connect_timeout=0.5, read_timeout=0.5, pool_size=4,
+                    max_answer_bytes=50)  # fmt: skip
+    with pytest.raises(ProtocolError, match="larger than 50 bytes"):
+        client.post(f"{server.url}/", {})
+
+
+# -- TLS: certificates and host names are checked ------------------------------------------
+
+
+def _certificate(
+    subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey, names: list[x509.GeneralName],
+) -> x509.Certificate:  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> Iterator[tuple[RawServer, Path]]:
+    """A TLS server whose certificate (for "localhost") a CA of the test's own signed; and
+    that CA's file."""
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = _certificate("test CA", ca_key, None, ca_key, [])
+    leaf = _certificate("localhost", key, ca, ca_key, [x509.DNSName("localhost")])
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    (tmp_path / "leaf.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    served = RawServer(tls=context)
+    yield served, tmp_path / "ca.pem"
+    served.close()
+
+
+def test_a_certificate_from_an_unknown_ca_is_refused_before_anything_is_sent(
+    tls: tuple[RawServer, Path],
+) -> None:
+    server, _ = tls
+    url = f"https://localhost:{server.port}"
+    with pytest.raises(SSLError) as refused:
+        origin(url).post(f"{url}/", {})
+    assert isinstance(classify_error(refused.value), NotSent)
+    assert server.requests == []
+
+
+def test_a_trusted_certificate_serves_keep_alive_calls_and_a_wrong_host_name_is_refused(
+    tls: tuple[RawServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = tls
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the system's CAs, as OpenSSL reads them
+    url = f"https://localhost:{server.port}"
+    client = origin(url)
+    server.answers = [raw(OK), raw(OK)]
+    assert client.post(f"{url}/a", {}) == (200, b"ok")
+    assert client.post(f"{url}/b", {}) == (200, b"ok")
+    assert server.connections == 1
+    # the same server under a name its certificate does not hold
+    other = f"https://{ipaddress.ip_address('127.0.0.1')}:{server.port}"
+    with pytest.raises(SSLError) as refused:
+        origin(other).post(f"{other}/", {})
+    assert isinstance(classify_error(refused.value), NotSent)
+    assert len(server.requests) == 2
