@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -24,6 +25,7 @@ import requests
 
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.phones import normalize
+from smscode.service_layer.ports import Lease
 from smscode_dev.embedded import free_port
 
 # Mobile blocks phonenumbers knows as valid; the rest of the digits are random, so tests
@@ -31,6 +33,11 @@ from smscode_dev.embedded import free_port
 _BLOCKS = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151", "152",
            "155", "156", "157", "158", "159", "176", "177", "178", "180", "181", "182", "183",
            "185", "186", "187", "188", "189", "198", "199")  # fmt: skip
+
+
+# A provider called directly, outside a delivery: no lease in Redis, no attempt deadline (each
+# HTTP call is still over within its own connect and read timeouts).
+NO_LEASE = Lease(token="", deadline=math.inf)
 
 
 def fresh_phone() -> str:

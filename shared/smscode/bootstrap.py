@@ -82,12 +82,14 @@ def _aliyun(settings: Settings) -> Provider:
 
 
 def _call_seconds(settings: Settings, name: str) -> float:
-    """The longest one send through the provider can take (Aliyun's may look up first)."""
+    """The longest one send through the provider can take: each HTTP call is over within its
+    connect and read timeouts together (providers/transport.py), and Aliyun's lookup before
+    a resend within two calls' time (aliyun.LOOKUP_CALLS)."""
     if name not in ("ronglian", "aliyun"):
         return 0.0
     options = _http_options(settings, name)
     each = options["connect_timeout"] + options["read_timeout"]
-    return 3 * each if name == "aliyun" else each  # Aliyun: up to two lookups, then SendSms
+    return 3 * each if name == "aliyun" else each  # Aliyun: its lookup, then SendSms
 
 
 def _celery(settings: Settings) -> Publisher:
@@ -193,13 +195,20 @@ def _secret() -> bytes:
     return get_settings().code_secret.get_secret_value().encode()
 
 
-def _lease_seconds(settings: Settings) -> float:
-    """The delivery lease: it must outlast one send, through every listed provider in turn,
-    so a slow answer never overlaps a retry (and a retry never switches provider under it)."""
-    return 2 * max(
+def _budget_seconds(settings: Settings) -> float:
+    """One delivery attempt's time for its provider calls: one send through every listed
+    provider in turn. Every call is over by then, and none starts after it."""
+    return max(
         settings.ronglian_connect_timeout_seconds + settings.ronglian_read_timeout_seconds,
         sum(_call_seconds(settings, name) for name in settings.providers),
     )
+
+
+def _lease_seconds(settings: Settings) -> float:
+    """The delivery lease: twice the calls' budget, so the attempt's last call is over long
+    before it can lapse (Redis round trips, a GC pause, a stalled host fit in the rest), a
+    slow answer never overlaps a retry and a retry never switches provider under it."""
+    return 2 * _budget_seconds(settings)
 
 
 @cache
@@ -255,13 +264,13 @@ def deliverer() -> Deliverer:
     """The process's deliver use case, with the configured provider."""
     settings = get_settings()
     logging()
-    lease = _lease_seconds(settings)
     return Deliverer(
         store(),
         _provider(settings),
         sealer(),
         PrometheusMetrics(),
-        lease_seconds=lease,
+        lease_seconds=_lease_seconds(settings),
+        budget_seconds=_budget_seconds(settings),
         providers=settings.providers,
         pin_at_claim=not _failover(settings),  # failover pins each call itself
         recheck_seconds=settings.delivery_recheck_seconds,

@@ -19,7 +19,13 @@ from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sent, Sms
 from smscode.domain.policy import Limits, Rejection
 from smscode.domain.pumping import BlockWatch, network_of
-from smscode.service_layer.ports import ClaimResult, FinalState, PublishError, VerifyResult
+from smscode.service_layer.ports import (
+    ClaimResult,
+    FinalState,
+    Lease,
+    PublishError,
+    VerifyResult,
+)
 
 FINAL = ("sent", "failed", "expired", "skipped")
 
@@ -319,12 +325,14 @@ class FakeStore:
         recheck_ms: int = 60_000,
         provider: str = "",
     ) -> str | None:
-        """finish.lua: a final state is recorded unless 'sent' is, and drops the pin; our lease
-        is released."""
+        """finish.lua: a final state is recorded unless 'sent' is, and drops the pin; an
+        attempt records one other than 'sent' only while its token holds the lease, which it
+        then releases."""
         self._check()
         request = self.get(f"request:{request_id}")
         current = None if request is None else request.get("state")
-        if state is not None and current != "sent":
+        ours = not token or self.get(f"lease:{message_id}") == token
+        if state is not None and current != "sent" and (ours or state == "sent"):
             if request is None:
                 self._set(f"request:{request_id}", {"phone": masked}, ttl)
                 request = self.get(f"request:{request_id}")
@@ -334,7 +342,7 @@ class FakeStore:
             current = state
         if current in FINAL:
             self._keys.pop(f"pin:{message_id}", None)
-        if token and self.get(f"lease:{message_id}") == token:
+        if token and ours:
             del self._keys[f"lease:{message_id}"]
         return current
 
@@ -377,8 +385,10 @@ class FakeProvider:
     def __init__(self, *results: Result) -> None:
         self.script = list(results)
         self.sent: list[Sms] = []
+        self.leases: list[Lease] = []
 
-    def send(self, sms: Sms) -> Result:
+    def send(self, sms: Sms, lease: Lease) -> Result:
+        self.leases.append(lease)
         self.sent.append(sms)
         if self.script:
             return self.script.pop(0)

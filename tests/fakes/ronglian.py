@@ -96,11 +96,16 @@ class Fault(enum.Enum):
     DROP_SENT = "drop_sent"
     SLOW_SENT = "slow_sent"
     GARBAGE = "garbage"
+    # A refusal (its statusCode, nothing sent) written one byte every `drip_seconds`, each
+    # well inside any read timeout, its last byte held until a later request comes in (at
+    # most `slow_seconds` more): a slow server whose answer outlives the caller's lease
+    # while another attempt at the same message arrives.
+    DRIP = "drip"
 
 
 @dataclass(frozen=True, slots=True)
 class FaultChoice:
-    """A fault picked for one request; `code` is the statusCode for Fault.STATUS."""
+    """A fault picked for one request; `code` is the statusCode for Fault.STATUS and DRIP."""
 
     fault: Fault
     code: str = ""
@@ -166,15 +171,16 @@ def beijing_timestamp(when: datetime | None = None) -> str:
 
 
 def _to_choice(spec: FaultSpec) -> FaultChoice:
+    refusing = (Fault.STATUS, Fault.DRIP)
     if isinstance(spec, Fault):
-        fault, code = spec, ("160050" if spec is Fault.STATUS else "")
+        fault, code = spec, ("160050" if spec in refusing else "")
     else:
         fault, code = spec
         if not isinstance(fault, Fault) or not isinstance(code, str):
             raise TypeError(f"fault spec must be Fault or (Fault, str), got {spec!r}")
-    if fault is Fault.STATUS and (not code or code == OK_CODE):
-        raise ValueError("Fault.STATUS needs an error statusCode other than 000000")
-    return FaultChoice(fault, code if fault is Fault.STATUS else "")
+    if fault in refusing and (not code or code == OK_CODE):
+        raise ValueError(f"{fault} needs an error statusCode other than 000000")
+    return FaultChoice(fault, code if fault in refusing else "")
 
 
 def _normalize_mobile(to: str) -> str:
@@ -307,7 +313,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         shutdown(self.connection)
 
-    def _answer(self, http_status: int, body: bytes, content_type: str) -> None:
+    def _answer(
+        self, http_status: int, body: bytes, content_type: str, *, drip: bool = False
+    ) -> None:
         try:
             phrase = HTTPStatus(http_status).phrase
         except ValueError:
@@ -323,13 +331,32 @@ class _Handler(BaseHTTPRequestHandler):
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         try:
-            self.wfile.write(data)
+            if drip:
+                self._drip(data)
+            else:
+                self.wfile.write(data)
         except OSError:
             self.close_connection = True
 
-    def _answer_json(self, payload: dict[str, object]) -> None:
+    def _drip(self, data: bytes) -> None:
+        """Write `data` as Fault.DRIP does (see there)."""
+        fake = self.fake
+        seen = len(fake.requests)  # this one included
+        sent = 0
+        while sent < len(data) - 1 and len(fake.requests) == seen:
+            self.wfile.write(data[sent : sent + 1])
+            sent += 1
+            if not fake._sleep(fake.drip_seconds):
+                raise ConnectionAbortedError("the fake is stopping")
+        held = time.monotonic() + fake.slow_seconds
+        while len(fake.requests) == seen and time.monotonic() < held:
+            if not fake._sleep(fake.drip_seconds):
+                raise ConnectionAbortedError("the fake is stopping")
+        self.wfile.write(data[sent:])
+
+    def _answer_json(self, payload: dict[str, object], *, drip: bool = False) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        self._answer(200, body, _JSON_TYPE)
+        self._answer(200, body, _JSON_TYPE, drip=drip)
 
     def _serve(self) -> None:
         fake = self.fake
@@ -375,6 +402,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = choice.fault
         if fault is Fault.STATUS:
             self._answer_json(_error(choice.code))
+        elif fault is Fault.DRIP:
+            self._answer_json(_error(choice.code), drip=True)
         elif fault is Fault.HTTP_500:
             self._answer(500, _HTML_500, "text/html")
         elif fault is Fault.GARBAGE:
@@ -421,6 +450,7 @@ class FakeRonglian(ServedFake):
         port: int = 0,
         latency: float = 0.0,
         slow_seconds: float = 7.0,
+        drip_seconds: float = 0.1,
         clock: Callable[[], datetime] = lambda: datetime.now(SHANGHAI),
     ) -> None:
         """Configure the fake; call start() (or use `with`) to serve.
@@ -434,6 +464,7 @@ class FakeRonglian(ServedFake):
         self.app_id = app_id
         self.latency = latency
         self.slow_seconds = slow_seconds
+        self.drip_seconds = drip_seconds
         self.clock = clock
         self._accepted: list[Sms] = []
         self._requests: list[RawRequest] = []
@@ -630,7 +661,7 @@ def _outcome(choice: FaultChoice) -> tuple[str, int | None]:
     match choice.fault:
         case Fault.OK | Fault.SLOW_SENT:
             return OK_CODE, 200
-        case Fault.STATUS:
+        case Fault.STATUS | Fault.DRIP:
             return choice.code, 200
         case Fault.HTTP_500:
             return "500", 500

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from typing import Literal
 
 import pytest
 import redis
@@ -13,8 +15,10 @@ from smscode.adapters.providers.aliyun import AliyunProvider
 from smscode.adapters.providers.aliyun import Credentials as AliyunCredentials
 from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
 from smscode.adapters.redis_circuits import RedisCircuits
+from smscode.domain.errors import Unavailable
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Sent, Sms
 from smscode.service_layer.failover import Failover, Route
+from smscode.service_layer.ports import Change, CircuitState, CircuitStore, Lease, Pin
 from smscode_dev.embedded import free_port
 from tests.fakes.aliyun import DEFAULT_KEY_ID, DEFAULT_SECRET, FakeAliyun
 from tests.fakes.aliyun import Fault as AliyunFault
@@ -83,7 +87,11 @@ def ronglian_at(base_url: str) -> RonglianProvider:
 
 
 def failover(
-    client: redis.Redis, ronglian_url: str, fake_aliyun: FakeAliyun, metrics: Counted
+    client: redis.Redis,
+    ronglian_url: str,
+    fake_aliyun: FakeAliyun,
+    metrics: Counted,
+    store: CircuitStore | None = None,
 ) -> Failover:
     provider = AliyunProvider(
         AliyunCredentials(DEFAULT_KEY_ID, DEFAULT_SECRET), sign_name="阿里云短信测试",
@@ -94,13 +102,17 @@ def failover(
         Route("ronglian", ronglian_at(ronglian_url)),
         Route("aliyun", provider, provider.find),
     ]
-    return Failover(routes, circuits(client, cooldown=30), metrics, lookup_delay_seconds=0.2)
+    store = store or circuits(client, cooldown=30)
+    return Failover(routes, store, metrics, lookup_delay_seconds=0.2)
+
+
+LEASE = Lease(token="token", deadline=math.inf)
 
 
 def leased(client: redis.Redis) -> Sms:
-    """A fresh send whose delivery lease is held, as the Deliverer holds it."""
+    """A fresh send whose delivery lease (LEASE) is held, as the Deliverer holds it."""
     sms = Sms(to=f"+86{fresh_phone()}", code="123456", minutes=5, key=uuid.uuid4().hex)
-    client.set(keys.lease(str(sms.key)), "token", px=30_000)
+    client.set(keys.lease(str(sms.key)), LEASE.token, px=30_000)
     return sms
 
 
@@ -109,7 +121,7 @@ def test_ronglian_refused_goes_to_aliyun_once_and_opens_ronglians_circuit(
 ) -> None:
     metrics = Counted()
     both = failover(redis_client, f"http://127.0.0.1:{free_port()}", fake_aliyun, metrics)
-    results = [both.send(leased(redis_client)) for _ in range(4)]
+    results = [both.send(leased(redis_client), LEASE) for _ in range(4)]
     assert all(isinstance(r, Sent) and r.provider == "aliyun" for r in results)
     assert len(fake_aliyun.sent) == 4
     assert metrics.changes == [("ronglian", "open")]  # 3 refusals, then skipped
@@ -121,7 +133,7 @@ def test_a_permanent_refusal_moves_the_send_on(
     fake_ronglian.script((RonglianFault.STATUS, "111142"))  # balance too low
     metrics = Counted()
     result = failover(redis_client, fake_ronglian.base_url, fake_aliyun, metrics).send(
-        leased(redis_client)
+        leased(redis_client), LEASE
     )
     assert isinstance(result, Sent)
     assert result.provider == "aliyun"
@@ -137,10 +149,10 @@ def test_a_refusal_about_one_number_never_opens_the_circuit(
     both = failover(redis_client, fake_ronglian.base_url, fake_aliyun, metrics)
     for code in ("160042", "160040", "160038", "160042"):
         fake_ronglian.script((RonglianFault.STATUS, code))
-        both.send(leased(redis_client))
+        both.send(leased(redis_client), LEASE)
     # then Ronglian's circuit stays closed and the next real send goes to Ronglian
     assert metrics.changes == []
-    result = both.send(leased(redis_client))
+    result = both.send(leased(redis_client), LEASE)
     assert isinstance(result, Sent)
     assert result.provider == "ronglian"
 
@@ -151,11 +163,11 @@ def test_after_an_ambiguous_answer_the_send_stays_with_that_provider(
     both = failover(redis_client, fake_ronglian.base_url, fake_aliyun, Counted())
     sms = leased(redis_client)
     fake_ronglian.script(RonglianFault.HTTP_500)  # to us, maybe sent
-    assert isinstance(both.send(sms), MaybeSent)
+    assert isinstance(both.send(sms, LEASE), MaybeSent)
     fake_ronglian.script((RonglianFault.STATUS, "160000"))  # now a certain refusal...
-    assert isinstance(both.send(sms), NotSent)
+    assert isinstance(both.send(sms, LEASE), NotSent)
     assert fake_aliyun.sent == []  # ...but the first try may have sent: never Aliyun now
-    result = both.send(sms)
+    result = both.send(sms, LEASE)
     assert isinstance(result, Sent)
     assert result.provider == "ronglian"
     assert len(fake_ronglian.sms_to(sms.to)) == 1
@@ -176,10 +188,10 @@ def test_after_an_ambiguous_aliyun_answer_its_records_decide_whether_to_resend(
     both = failover(redis_client, f"http://127.0.0.1:{free_port()}", fake_aliyun, metrics)
     sms = leased(redis_client)
     fake_aliyun.script(fault)
-    assert isinstance(both.send(sms), MaybeSent)
-    assert isinstance(both.send(sms), MaybeSent)  # too early to trust the records
+    assert isinstance(both.send(sms, LEASE), MaybeSent)
+    assert isinstance(both.send(sms, LEASE), MaybeSent)  # too early to trust the records
     time.sleep(0.3)
-    result = both.send(sms)
+    result = both.send(sms, LEASE)
     assert isinstance(result, Sent)
     assert result.repeat is repeat
     assert len(fake_aliyun.sms_to(sms.to)) == 1
@@ -193,7 +205,7 @@ def test_every_provider_refusing_for_good_fails_the_send(
     fake_aliyun.template_code = "SMS_999"  # ours is not approved there
     both = failover(redis_client, fake_ronglian.base_url, fake_aliyun, Counted())
     sms = leased(redis_client)
-    result = both.send(sms)
+    result = both.send(sms, LEASE)
     assert isinstance(result, Failed)
     assert result.status_code == "isv.SMS_TEMPLATE_ILLEGAL"
     assert redis_client.get(keys.pin(str(sms.key))) is None
@@ -208,10 +220,102 @@ def test_records_lagging_past_the_lookup_delay_are_the_residual_risk_and_are_cou
     both = failover(redis_client, f"http://127.0.0.1:{free_port()}", fake_aliyun, metrics)
     sms = leased(redis_client)
     fake_aliyun.script(AliyunFault.DROP_SENT)
-    assert isinstance(both.send(sms), MaybeSent)
+    assert isinstance(both.send(sms, LEASE), MaybeSent)
     time.sleep(0.3)
     # when the send is retried, the records still show nothing
-    assert isinstance(both.send(sms), Sent)
+    assert isinstance(both.send(sms, LEASE), Sent)
     # then the phone gets a second SMS, and the metric says so
     assert len(fake_aliyun.sms_to(sms.to)) == 2
     assert metrics.resends == ["aliyun"]
+
+
+# -- the pin is fenced by the delivery lease ------------------------------------------------
+
+
+def test_a_worker_whose_lease_lapsed_can_neither_move_nor_drop_the_pin(
+    redis_client: redis.Redis,
+) -> None:
+    # given worker A's lease lapsed mid-call, and worker B took the message over (as
+    # claim.lua takes a lease) and pinned it to Ronglian for its own call
+    pins, key = circuits(redis_client), uuid.uuid4().hex
+    redis_client.set(keys.lease(key), "a", px=50)
+    time.sleep(0.1)
+    assert redis_client.set(keys.lease(key), "b", nx=True, px=30_000)
+    assert pins.pin(key, "ronglian", token="b", previous=None)
+    # when A, refused at last by Ronglian, moves on to Aliyun, then gives up
+    assert not pins.pin(key, "aliyun", token="a", previous="ronglian")
+    pins.unpin(key, "ronglian", token="a")
+    # then B's pin stands: every attempt stays with Ronglian, whose reqId makes a repeat harmless
+    pin = pins.pinned(key)
+    assert pin is not None
+    assert pin.provider == "ronglian"
+    # and even B cannot pin over a pin it did not see (compare-and-set)
+    assert not pins.pin(key, "aliyun", token="b", previous=None)
+    assert pins.pin(key, "aliyun", token="b", previous="ronglian")
+
+
+def test_an_ambiguous_answer_re_stamps_the_pin_on_redis_clock(redis_client: redis.Redis) -> None:
+    pins, key = circuits(redis_client), uuid.uuid4().hex
+    redis_client.set(keys.lease(key), "t", px=30_000)
+    assert pins.pin(key, "aliyun", token="t", previous=None)
+    time.sleep(0.3)
+    before = pins.pinned(key)
+    pins.restamp(key, "aliyun")
+    after = pins.pinned(key)
+    assert before is not None
+    assert after is not None
+    assert before.age >= 0.3 > after.age
+    assert after.at > before.at
+    pins.restamp(key, "ronglian")  # a pin to another provider is left as it is
+    assert redis_client.get(keys.pin(key)) == f"aliyun:{round(after.at * 1000)}"
+
+
+class RedisDownFor:
+    """The real circuits on Redis, but Redis out of reach for one kind of call: `allow` of
+    one provider (a failover, or a blip, between two steps of an attempt)."""
+
+    def __init__(self, real: RedisCircuits, provider: str) -> None:
+        self._real, self._provider = real, provider
+
+    def allow(self, provider: str) -> tuple[bool, Change]:
+        if provider == self._provider:
+            raise Unavailable("The code store is unavailable; please try again shortly.")
+        return self._real.allow(provider)
+
+    def record(self, provider: str, outcome: Literal["success", "failure", "trip"]) -> Change:
+        return self._real.record(provider, outcome)
+
+    def states(self, providers: tuple[str, ...]) -> dict[str, CircuitState]:
+        return self._real.states(providers)
+
+    def pinned(self, key: str) -> Pin | None:
+        return self._real.pinned(key)
+
+    def pin(self, key: str, provider: str, *, token: str, previous: str | None) -> bool:
+        return self._real.pin(key, provider, token=token, previous=previous)
+
+    def restamp(self, key: str, provider: str) -> None:
+        self._real.restamp(key, provider)
+
+    def unpin(self, key: str, provider: str, *, token: str) -> None:
+        self._real.unpin(key, provider, token=token)
+
+
+def test_a_redis_blip_between_a_refusal_and_the_next_provider_leaves_no_stale_pin(
+    redis_client: redis.Redis, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given Ronglian refusing (nothing sent), and Redis out of reach just as the attempt
+    # asks whether Aliyun's circuit allows a call
+    fake_ronglian.set_policy(lambda _: (RonglianFault.STATUS, "160000"))
+    sms = leased(redis_client)
+    down = RedisDownFor(circuits(redis_client, cooldown=30), "aliyun")
+    blip = failover(redis_client, fake_ronglian.base_url, fake_aliyun, Counted(), down)
+    with pytest.raises(Unavailable):
+        blip.send(sms, LEASE)
+    # then the pin to Ronglian, which surely did not send, is gone
+    assert redis_client.get(keys.pin(str(sms.key))) is None
+    # and once Redis is back the send fails over to Aliyun, instead of staying with Ronglian
+    result = failover(redis_client, fake_ronglian.base_url, fake_aliyun, Counted()).send(sms, LEASE)
+    assert isinstance(result, Sent)
+    assert result.provider == "aliyun"
+    assert fake_ronglian.accepted == []

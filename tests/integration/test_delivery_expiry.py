@@ -62,7 +62,7 @@ def deliverer(store_url: str, base_url: str, clock: Callable[[], float]) -> Deli
     sealer = Sealer(CODE_SECRET.encode())
     return Deliverer(
         store, provider, sealer, PrometheusMetrics(),
-        lease_seconds=2, providers=("ronglian",), pin_at_claim=True, clock=clock,
+        lease_seconds=2, budget_seconds=1, providers=("ronglian",), pin_at_claim=True, clock=clock,
     )  # fmt: skip
 
 

@@ -235,6 +235,56 @@ def test_aliyun_alone_looks_in_its_records_before_sending_again_after_a_lost_ans
         assert circuits(server.url) == {"aliyun": "closed"}  # it runs through failover
 
 
+@pytest.mark.slow
+def test_a_ronglian_answer_dripped_past_the_lease_then_refused_makes_no_second_sms(
+    redis_client: redis.Redis,
+    redis_url: str,
+    fake_aliyun: FakeAliyun,
+    fake_ronglian: FakeRonglian,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given Ronglian listed first, writing its answer to the first attempt (a refusal,
+    # 160000: nothing sent) a byte every 0.1 s, well inside the 1 s read timeout, for longer
+    # than the delivery lease, until another attempt at the message comes in; and answering
+    # that attempt 0.8 s after it took the SMS
+    fake_ronglian.script((Fault.DRIP, "160000"), Fault.SLOW_SENT)
+    monkeypatch.setattr(fake_ronglian, "slow_seconds", 0.8)
+    env = failover_env(
+        redis_url, fake_ronglian, fake_aliyun,
+        RONGLIAN_READ_TIMEOUT_SECONDS="1", DELIVERY_RECHECK_SECONDS="2",
+    )  # fmt: skip
+    server = Server(env)
+    # when a phone asks for a code, with two workers to take the message (over)
+    with started(server, Worker(env), Worker(env)):
+        [send] = post_many(server.url, 1)
+        providers, states = delivered(redis_client, server.url, [send])
+    # then the phone got exactly one SMS, from Ronglian, whose first answer never counted
+    assert (len(fake_ronglian.accepted), len(fake_aliyun.sent)) == (1, 0)
+    assert (states, providers) == (["sent"], {send.phone: "ronglian"})
+
+
+@pytest.mark.slow
+def test_aliyuns_records_are_looked_at_a_delay_after_its_late_answer_not_after_the_call(
+    redis_client: redis.Redis, redis_url: str, fake_aliyun: FakeAliyun, fake_ronglian: FakeRonglian
+) -> None:
+    # given Aliyun alone, sending the SMS but answering only after our read timeout (2 s),
+    # its records showing the SMS 3 s after it went out, and lookups waiting 2 s
+    fake_aliyun.script(AliyunFault.SLOW_SENT)
+    fake_aliyun.slow_seconds, fake_aliyun.records_delay = 5, 3
+    env = failover_env(
+        redis_url, fake_ronglian, fake_aliyun, SMS_PROVIDER="aliyun",
+        ALIYUN_READ_TIMEOUT_SECONDS="2", ALIYUN_LOOKUP_DELAY_SECONDS="2",
+    )  # fmt: skip
+    server = Server(env)
+    with started(server, Worker(env)):
+        # when a phone asks for a code
+        [send] = post_many(server.url, 1)
+        providers, states = delivered(redis_client, server.url, [send])
+    # then the retry waited 2 s from the timed-out answer, found the SMS and sent no other
+    assert (states, providers) == (["sent"], {send.phone: "aliyun"})
+    assert len(fake_aliyun.sent) == 1
+
+
 class BothFakes:
     """The two fakes seen as one, for the kill test's counts: an SMS at either is one SMS."""
 

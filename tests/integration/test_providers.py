@@ -36,7 +36,7 @@ from tests.fakes.ronglian import (
     FakeRonglian,
     Fault,
 )
-from tests.helpers import fresh_phone
+from tests.helpers import NO_LEASE, fresh_phone
 
 # What each kind of answer must classify as, and how many SMS the fake then holds.
 SCENARIOS: dict[str, tuple[type[Result], int]] = {
@@ -266,7 +266,7 @@ def test_each_answer_classifies_as_its_kind(
     kind, held = SCENARIOS[scenario]
     message = sms()
     # when
-    result = case.provider().send(message)
+    result = case.provider().send(message, NO_LEASE)
     # then
     assert type(result) is kind, result
     assert case.received() == held
@@ -284,7 +284,7 @@ def test_an_unreachable_provider_is_not_sent(provider_case: ProviderCase) -> Non
     target = provider_case.unreachable()
     if target is None:
         pytest.skip("this provider needs no network")
-    assert isinstance(target.send(sms()), NotSent)
+    assert isinstance(target.send(sms(), NO_LEASE), NotSent)
 
 
 def test_a_repeated_key_is_sent_once_and_reported_as_a_repeat(
@@ -295,7 +295,7 @@ def test_a_repeated_key_is_sent_once_and_reported_as_a_repeat(
     target, key = provider_case.provider(), uuid.uuid4().hex
     first = sms(key)
     second = Sms(to=first.to, code=first.code, minutes=first.minutes, key=key)
-    one, two = target.send(first), target.send(second)
+    one, two = target.send(first, NO_LEASE), target.send(second, NO_LEASE)
     assert isinstance(one, Sent)
     assert one.sid
     assert isinstance(two, Sent)
@@ -308,8 +308,8 @@ def test_a_repeated_key_is_sent_once_and_reported_as_a_repeat(
 
 def test_ronglian_answers_a_repeated_req_id_with_160054(fake_ronglian: FakeRonglian) -> None:
     target, req_id = RonglianCase.at(fake_ronglian.base_url), uuid.uuid4().hex
-    assert isinstance(target.send(sms(req_id)), Sent)
-    assert isinstance(target.send(sms(req_id)), Sent)
+    assert isinstance(target.send(sms(req_id), NO_LEASE), Sent)
+    assert isinstance(target.send(sms(req_id), NO_LEASE), Sent)
     assert len(fake_ronglian.accepted) == 1
     assert [r.status for r in fake_ronglian.requests] == ["000000", "160054"]
 
@@ -320,8 +320,8 @@ def test_the_ronglian_provider_prints_nothing(
     target = RonglianCase.at(fake_ronglian.base_url)
     fake_ronglian.script(Fault.DROP_SENT, (Fault.STATUS, "160042"))
     for _ in range(3):
-        target.send(sms())
-    RonglianCase.at(f"http://127.0.0.1:{free_port()}").send(sms())
+        target.send(sms(), NO_LEASE)
+    RonglianCase.at(f"http://127.0.0.1:{free_port()}").send(sms(), NO_LEASE)
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
 
@@ -333,6 +333,6 @@ def test_aliyun_sends_a_repeated_out_id_again(fake_aliyun: FakeAliyun) -> None:
     # Aliyun documents SendSms as not idempotent: the failover's `find` exists for this
     target, key = AliyunCase.at(fake_aliyun.endpoint), uuid.uuid4().hex
     first = sms(key)
-    assert isinstance(target.send(first), Sent)
-    assert isinstance(target.send(first), Sent)
+    assert isinstance(target.send(first, NO_LEASE), Sent)
+    assert isinstance(target.send(first, NO_LEASE), Sent)
     assert [message.out_id for message in fake_aliyun.sms_to(first.to)] == [key, key]

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from smscode.domain.outcomes import Result, Sms
-from smscode.service_layer.ports import Provider
+from smscode.service_layer.ports import Lease, Provider
 from tests.conftest import stack_env
 from tests.fakes.ronglian import FakeRonglian, Fault
 from tests.helpers import Server, Worker, emptied, fresh_phone, redis_db, started
@@ -39,8 +39,8 @@ class WithoutReqId:
     def __init__(self, inner: Provider) -> None:
         self._inner = inner
 
-    def send(self, sms: Sms) -> Result:
-        return self._inner.send(replace(sms, key=None))
+    def send(self, sms: Sms, lease: Lease) -> Result:
+        return self._inner.send(replace(sms, key=None), lease)
 
 
 def run_worker_without_req_id() -> None:

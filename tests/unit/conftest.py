@@ -40,7 +40,8 @@ class World:
         self.verifier = Verifier(policy, self.store, SECRET, self.metrics)
         self.deliverer = Deliverer(
             self.store, self.provider, self.sealer, self.metrics,
-            lease_seconds=2, providers=("fake",), pin_at_claim=True, clock=self.clock,
+            lease_seconds=2, budget_seconds=1, providers=("fake",), pin_at_claim=True,
+            clock=self.clock,
         )  # fmt: skip
 
     def queued(self, phone: str = PHONE) -> DeliveryMessage:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram
 
     from smscode.domain.outcomes import Result, Sms
-    from smscode.service_layer.ports import Provider
+    from smscode.service_layer.ports import Lease, Provider
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,11 @@ class TimedProvider:
     def __init__(self, provider: Provider) -> None:
         self._provider = provider
 
-    def send(self, sms: Sms) -> Result:
+    def send(self, sms: Sms, lease: Lease) -> Result:
         """Send through the wrapped provider, timing the call."""
         start = time.perf_counter()
         try:
-            return self._provider.send(sms)
+            return self._provider.send(sms, lease)
         finally:
             elapsed = time.perf_counter() - start
             _instruments().provider_latency.observe(elapsed)

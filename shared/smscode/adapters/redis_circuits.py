@@ -6,7 +6,7 @@ from typing import Literal, cast
 
 from smscode.adapters import keys
 from smscode.adapters.redis_client import Client, load_script, now_ms, redis_errors
-from smscode.service_layer.ports import Change, CircuitState
+from smscode.service_layer.ports import Change, CircuitState, Pin
 
 
 class RedisCircuits:
@@ -31,6 +31,9 @@ class RedisCircuits:
         self._allow = load_script(client, "circuit_allow")
         self._record = load_script(client, "circuit_record")
         self._pin = load_script(client, "pin", "lib_pins")
+        self._restamp = load_script(client, "pin_restamp", "lib_pins")
+        self._unpin = load_script(client, "unpin", "lib_pins")
+        self._pinned = load_script(client, "pinned", "lib_pins")
 
     def allow(self, provider: str) -> tuple[bool, Change]:
         """Whether a call may go to the provider now (a half-open circuit lets one probe)."""
@@ -55,22 +58,28 @@ class RedisCircuits:
             found = pipe.execute()
         return {p: cast(CircuitState, s or "closed") for p, s in zip(providers, found, strict=True)}
 
-    def pinned(self, key: str) -> tuple[str, float] | None:
-        """The provider the message is pinned to and when it was pinned (epoch s), if any."""
+    def pinned(self, key: str) -> Pin | None:
+        """The message's pin, if any, its age read on Redis's clock (which stamped it)."""
         with redis_errors():
-            value = self.client.get(keys.pin(key))
+            value, now = self._pinned(keys=[keys.pin(key)])
         if not value:
             return None
         provider, _, ms = str(value).rpartition(":")
-        return provider, int(ms) / 1000
+        return Pin(provider, at=int(ms) / 1000, age=(int(now) - int(ms)) / 1000)
 
-    def pin(self, key: str, provider: str) -> bool:
-        """Pin the message to the provider; False when its delivery lease is gone."""
-        args: list[str | int] = [provider, now_ms(), self._pin_ttl]
+    def pin(self, key: str, provider: str, *, token: str, previous: str | None) -> bool:
+        """Pin the message to `provider` while `token` holds its lease and the pin still names
+        `previous` (None: none); False otherwise (pin.lua)."""
+        args: list[str | int] = [provider, token, previous or "", self._pin_ttl]
         with redis_errors():
             return bool(self._pin(keys=[keys.pin(key), keys.lease(key)], args=args))
 
-    def unpin(self, key: str) -> None:
-        """Forget the pin: no provider may have sent the message."""
+    def restamp(self, key: str, provider: str) -> None:
+        """Stamp the pin with Redis's clock now if it still names `provider` (pin_restamp.lua)."""
         with redis_errors():
-            self.client.delete(keys.pin(key))
+            self._restamp(keys=[keys.pin(key)], args=[provider])
+
+    def unpin(self, key: str, provider: str, *, token: str) -> None:
+        """Forget the pin while `token` holds the lease and the pin names `provider` (unpin.lua)."""
+        with redis_errors():
+            self._unpin(keys=[keys.pin(key), keys.lease(key)], args=[token, provider])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -28,6 +30,17 @@ from smscode.service_layer.ports import ClaimResult, FinalState, Staged, VerifyR
 log = logging.getLogger("smscode.store")
 
 HOUR_MS = 3_600_000
+_SWEEP_BATCHES = 10
+
+
+def _expired(payload: str, now_ms: int) -> bool:
+    """Whether a queued message's code has surely expired (a payload this release cannot
+    read is left to the deployment that queued it)."""
+    try:
+        expires = datetime.fromisoformat(json.loads(payload)["expires_at"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    return expires.timestamp() * 1000 <= now_ms
 
 
 # A consumed code is kept this long (lua/verify.lua), so that a verify whose reply was lost
@@ -365,12 +378,34 @@ class RedisStore:
 
     def sweep(self, recheck_ms: int, providers: Sequence[str], limit: int = 100) -> list[str]:
         """Payloads of outbox messages overdue for a final state, once per `recheck_ms` each,
-        but for those pinned to a provider outside `providers` (left for others)."""
+        but for those pinned to a provider outside `providers`: left due for others (and
+        dropped once their code has expired, when nobody needs them any more).
+
+        A sweep reads on past those it leaves, in batches of `limit` (at most
+        `_SWEEP_BATCHES`), so that however many sit at the head of the outbox, the messages
+        behind them are still handed out.
+        """
+        out: list[str] = []
+        listed, left = ",".join(providers), 0
         now = self._clock()
-        args: list[str | int] = [now, now + recheck_ms, limit, keys.pin(""), ",".join(providers)]
-        with redis_errors():
-            result = self._sweep(keys=[keys.outbox(), keys.outbox_messages()], args=args)
-        return [str(payload) for payload in result]
+        for _ in range(_SWEEP_BATCHES):
+            with redis_errors():
+                due = self.client.zrangebyscore(keys.outbox(), "-inf", now, start=left, num=limit)
+                if not due:
+                    break
+                handed, elsewhere = self._sweep(
+                    keys=[keys.outbox(), keys.outbox_messages(), *(keys.pin(str(i)) for i in due)],
+                    args=[now, now + recheck_ms, listed, *due],
+                )
+            out += [str(payload) for payload in handed]
+            for message_id, payload in elsewhere:
+                if _expired(str(payload), now):
+                    self.release(str(message_id))
+                else:
+                    left += 1  # still due, ahead of the next batch
+            if len(due) < limit:
+                break
+        return out
 
     def request_state(self, request_id: str) -> dict[str, str]:
         """The stored delivery state of one request ({} when unknown or expired)."""

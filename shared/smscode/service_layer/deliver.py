@@ -15,7 +15,7 @@ from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Failed, Outcome, Sent, Sms
 from smscode.domain.phones import mask
 from smscode.domain.sealing import Sealer, SealError
-from smscode.service_layer.ports import Clock, CodeStore, Metrics, Provider
+from smscode.service_layer.ports import Clock, CodeStore, Lease, Metrics, Provider
 
 log = logging.getLogger("smscode.delivery")
 _EXPIRED, _FAILED = {"outcome": "expired"}, {"outcome": "failed"}  # log fields
@@ -25,8 +25,9 @@ class Deliverer:
     """Delivers a message at most once to the provider's knowledge, and only while useful.
 
     A worker leases the message id in Redis before it calls the provider and records `sent`
-    after; a redelivery of a sent message is acknowledged without a second SMS. The lease
-    outlasts the provider's own timeouts, so a slow call cannot overlap a second one. If a
+    after; a redelivery of a sent message is acknowledged without a second SMS. Every call
+    of the attempt is over by a deadline `budget_seconds` after the lease was asked for,
+    strictly before it can lapse, so a slow call cannot overlap another worker's. If a
     worker dies between the provider's acceptance and the record, the provider's
     deduplication on the message id (Ronglian's `reqId`) turns the next attempt into a no-op.
 
@@ -44,20 +45,26 @@ class Deliverer:
         metrics: Metrics,
         *,
         lease_seconds: float,
+        budget_seconds: float,
         providers: Sequence[str],
         pin_at_claim: bool,
         recheck_seconds: float = 60,
         clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
     ) -> None:
+        if not 0 < budget_seconds < lease_seconds:
+            raise ValueError("the calls' budget must end strictly before the lease")
         self._store = store
         self._provider = provider
         self._sealer = sealer
         self._metrics = metrics
         self._lease_ms = int(lease_seconds * 1000)
+        self._budget = budget_seconds
         self._providers = tuple(providers)
         self._pin_to = self._providers[0] if pin_at_claim else None
         self._recheck_ms = int(recheck_seconds * 1000)
         self._clock = clock
+        self._monotonic = monotonic
 
     def deliver(self, message: DeliveryMessage) -> Outcome:
         """Send the message's code unless it is already sent, stale or someone else's turn."""
@@ -85,6 +92,8 @@ class Deliverer:
                 log.warning("could not record the expiry", extra=extra | _EXPIRED)
             return Outcome.EXPIRED
         token = secrets.token_hex(8)
+        # the lease starts in Redis after this instant: the deadline is strictly before its end
+        lease = Lease(token, self._monotonic() + self._budget)
         claim = self._store.claim(
             phone=message.phone,
             purpose=message.purpose,
@@ -114,7 +123,7 @@ class Deliverer:
             log.error("sealed code does not open; check CODE_SECRET", extra=extra | _FAILED)
             return Outcome.FAILED
         sms = Sms(to=message.phone, code=code, minutes=message.minutes, key=message.message_id)
-        result = self._provider.send(sms)
+        result = self._provider.send(sms, lease)
         extra |= {"status_code": getattr(result, "status_code", "")}
         extra |= {"outcome": {Sent: "sent", Failed: "failed"}.get(type(result), "retry")}
         if isinstance(result, Sent):

@@ -231,11 +231,26 @@ class StagingPublisher(Publisher, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Lease:
+    """The delivery lease one attempt holds on a message.
+
+    `token` fences the attempt's writes (a pin, an unpin, a final state): each acts only
+    while this token still holds the lease. `deadline` (time.monotonic()) is set strictly
+    before the lease can lapse: every provider call of the attempt is over by then, and
+    none starts after it, so no call outlives the lease and overlaps another worker's.
+    """
+
+    token: str
+    deadline: float
+
+
 class Provider(Protocol):
     """Sends one verification SMS; never raises for a provider or network failure."""
 
-    def send(self, sms: Sms) -> Result:
-        """Send the SMS, deduplicated on `sms.key` where the provider can."""
+    def send(self, sms: Sms, lease: Lease) -> Result:
+        """Send the SMS by the lease's deadline, deduplicated on `sms.key` where the provider
+        can; NotSent without a call when no time is left."""
         ...
 
 
@@ -271,6 +286,16 @@ CircuitState = Literal["closed", "open", "half_open"]
 Change = tuple[CircuitState, CircuitState]  # (before, after)
 
 
+@dataclass(frozen=True)
+class Pin:
+    """The provider a message may have gone to, and when that was last known, on the store's
+    clock: `at` (epoch s) the pin was set or re-stamped, `age` seconds ago."""
+
+    provider: str
+    at: float
+    age: float
+
+
 class CircuitStore(Protocol):
     """Each provider's circuit breaker and each message's provider pin, shared by all workers.
 
@@ -290,16 +315,23 @@ class CircuitStore(Protocol):
         """Each provider's circuit as stored."""
         ...
 
-    def pinned(self, key: str) -> tuple[str, float] | None:
-        """The provider the message is pinned to and when it was pinned (epoch s), if any."""
+    def pinned(self, key: str) -> Pin | None:
+        """The message's pin, if any."""
         ...
 
-    def pin(self, key: str, provider: str) -> bool:
-        """Pin the message to the provider; False when its delivery lease is gone."""
+    def pin(self, key: str, provider: str, *, token: str, previous: str | None) -> bool:
+        """Pin the message to `provider`, stamped now, while `token` holds its delivery lease
+        and its pin still names `previous` (None: no pin). False otherwise: the lease lapsed
+        or is another worker's, or the pin moved; the caller must not call the provider."""
         ...
 
-    def unpin(self, key: str) -> None:
-        """Forget the pin: no provider may have sent the message."""
+    def restamp(self, key: str, provider: str) -> None:
+        """Stamp the pin now if it still names `provider`: an ambiguous answer came back."""
+        ...
+
+    def unpin(self, key: str, provider: str, *, token: str) -> None:
+        """Forget the pin while `token` holds the lease and the pin names `provider`: that
+        provider surely did not send the message."""
         ...
 
 

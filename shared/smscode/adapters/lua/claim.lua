@@ -27,7 +27,7 @@ local pin = redis.call('GET', KEYS[6])
 if pinned_elsewhere(pin, ARGV[5]) then return 'elsewhere' end
 if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ARGV[2]) then
   if ARGV[6] ~= '' and not pin then
-    redis.call('SET', KEYS[6], pin_value(ARGV[6], ARGV[4]), 'EX', ARGV[7])
+    redis.call('SET', KEYS[6], pin_value(ARGV[6], clock_ms()), 'EX', ARGV[7])
   end
   return 'go'
 end

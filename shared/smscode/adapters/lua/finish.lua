@@ -9,8 +9,12 @@
 -- A 'sent' state is never overwritten. A final message leaves the outbox. Returns the state.
 -- KEYS[5] this hour's stats hash (issue 19): each change of final state counted, 25 h.
 -- KEYS[6] the message's provider pin, dropped once final: claim answers a final state first.
+-- Fenced: an attempt (ARGV[3] its token) records a final state other than 'sent' only while
+-- it holds the lease; a worker whose lease lapsed must not end a message another worker may
+-- be sending. 'sent' is a fact whoever learns it, and is always recorded.
 local state = redis.call('HGET', KEYS[1], 'state')
-if ARGV[1] ~= '' and state ~= 'sent' then
+local ours = ARGV[3] == '' or redis.call('GET', KEYS[2]) == ARGV[3]
+if ARGV[1] ~= '' and state ~= 'sent' and (ours or ARGV[1] == 'sent') then
   if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'phone', ARGV[6]) end
   if state ~= ARGV[1] and redis.call('HINCRBY', KEYS[5], 'delivery_' .. ARGV[1], 1) == 1 then
     redis.call('EXPIRE', KEYS[5], 90000)
@@ -20,12 +24,12 @@ if ARGV[1] ~= '' and state ~= 'sent' then
   if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
   state = ARGV[1]
 end
-if ARGV[1] ~= '' or state == 'sent' then
+if state == 'sent' or (ARGV[1] ~= '' and state == ARGV[1]) then
   redis.call('ZREM', KEYS[3], ARGV[7])
   redis.call('HDEL', KEYS[4], ARGV[7])
   redis.call('DEL', KEYS[6])
 else
   redis.call('ZADD', KEYS[3], 'XX', ARGV[8], ARGV[7])  -- a retry is coming: not lost yet
 end
-if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+if ARGV[3] ~= '' and ours then redis.call('DEL', KEYS[2]) end
 return state

@@ -1,20 +1,29 @@
 -- Hand out the outbox messages nobody has finished in time, for republishing, once each.
+-- The caller reads due ids first (ZRANGEBYSCORE) and passes each id's pin key, so that every
+-- key the script touches is declared (Redis Cluster, Dragonfly, key-routing proxies).
 -- KEYS[1] outbox index (zset: message id -> due ms)  KEYS[2] outbox messages (hash)
--- ARGV[1] now (ms)  ARGV[2] next due (ms) for those handed out  ARGV[3] at most this many
--- ARGV[4] the pins' key prefix  ARGV[5] the providers the sweeper's workers list, comma-separated
--- Returns the payloads handed out; ids whose payload is gone are dropped from the index. A
--- message pinned to a provider those workers do not list stays due, for a sweeper whose
--- workers list it (another deployment on this Redis): they could not send it. Needs
--- lib_pins.lua. (Pin keys share the outbox's hash tag: one Cluster slot.)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for _, id in ipairs(due) do
-  local payload = redis.call('HGET', KEYS[2], id)
-  if not payload then
-    redis.call('ZREM', KEYS[1], id)
-  elseif not pinned_elsewhere(redis.call('GET', ARGV[4] .. id), ARGV[5]) then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    out[#out + 1] = payload
+-- KEYS[3..] the pins of the ids in ARGV[4..], in the same order
+-- ARGV[1] now (ms)  ARGV[2] next due (ms) for those handed out
+-- ARGV[3] the providers the sweeper's workers list, comma-separated  ARGV[4..] message ids
+-- Returns {payloads handed out, {id, payload} of those left for others}. An id no longer due
+-- (another sweeper took it meanwhile) is passed over; one whose payload is gone leaves the
+-- index. One pinned to a provider these workers do not list stays due as it is, for a
+-- sweeper whose workers list it (another deployment on this Redis): they could not send it,
+-- and re-scoring it could keep that sweeper from ever seeing it due. Needs lib_pins.lua.
+local out, elsewhere = {}, {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local due = redis.call('ZSCORE', KEYS[1], id)
+  if due and tonumber(due) <= tonumber(ARGV[1]) then
+    local payload = redis.call('HGET', KEYS[2], id)
+    if not payload then
+      redis.call('ZREM', KEYS[1], id)
+    elseif pinned_elsewhere(redis.call('GET', KEYS[i - 1]), ARGV[3]) then
+      elsewhere[#elsewhere + 1] = {id, payload}
+    else
+      redis.call('ZADD', KEYS[1], ARGV[2], id)
+      out[#out + 1] = payload
+    end
   end
 end
-return out
+return {out, elsewhere}

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from smscode.adapters.providers.ronglian import classify_error
 from smscode.adapters.providers.transport import Origin
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
 from smscode.domain.phones import national
+from smscode.service_layer.ports import Lease
 
 NAME = "aliyun"
 VERSION = "2017-05-25"
@@ -57,6 +59,9 @@ FOR_NUMBER = frozenset({"isv.MOBILE_NUMBER_ILLEGAL", "isv.MOBILE_COUNT_OVER_LIMI
 # one day (a shared account, a QA number) is answered "maybe sent", never "surely none".
 LOOKUP_PAGE_SIZE = 50
 LOOKUP_PAGES = 10
+# A lookup takes at most the time of this many calls, however many pages and days it reads:
+# the delivery lease is sized for it (bootstrap `_call_seconds`), and SendSms must still fit.
+LOOKUP_CALLS = 2
 
 
 def _int(value: object) -> int | None:
@@ -181,13 +186,14 @@ class AliyunProvider:
             pool_size=pool_size,
         )  # no retries: every retry goes through the delivery core
 
-    def _call(self, action: str, params: dict[str, str]) -> tuple[int, bytes]:
-        """POST one signed action; the answer's status and body."""
+    def _call(self, action: str, params: dict[str, str], deadline: float) -> tuple[int, bytes]:
+        """POST one signed action, over by `deadline`; the answer's status and body."""
         url = signed_url(self._origin.base_url, self._creds, action, params)
-        return self._origin.post(url, {})
+        return self._origin.post(url, {}, deadline=deadline)
 
-    def send(self, sms: Sms) -> Result:
-        """One SendSms, `TemplateParam` = {"code": ...}, `OutId` = the send's key; never raises."""
+    def send(self, sms: Sms, lease: Lease) -> Result:
+        """One SendSms, `TemplateParam` = {"code": ...}, `OutId` = the send's key, over by the
+        lease's deadline; never raises."""
         params = {
             "PhoneNumbers": national(sms.to),
             "SignName": self._sign_name,
@@ -197,17 +203,19 @@ class AliyunProvider:
         if sms.key is not None:
             params["OutId"] = sms.key
         try:
-            status, payload = self._call("SendSms", params)
+            status, payload = self._call("SendSms", params, lease.deadline)
         except Exception as error:  # urllib3's HTTPError family, or anything odd: never raise
             return classify_error(error)
         return classify_answer(status, payload)
 
-    def find(self, sms: Sms, since: datetime) -> Result | None:
+    def find(self, sms: Sms, since: datetime, deadline: float) -> Result | None:
         """Whether Aliyun has an SMS to `sms.to` with our `OutId` since `since`.
 
         Sent when it has; None when its records certainly hold none; MaybeSent when the
-        records could not be read (then nothing may be resent yet). Never raises.
+        records could not be read (then nothing may be resent yet), in time included: the
+        lookup is over by `deadline` and within `LOOKUP_CALLS` calls' time. Never raises.
         """
+        deadline = min(deadline, time.monotonic() + LOOKUP_CALLS * self._origin.call_seconds)
         for day in send_dates(since):
             for page in range(1, LOOKUP_PAGES + 1):
                 params = {
@@ -215,7 +223,7 @@ class AliyunProvider:
                     "PageSize": str(LOOKUP_PAGE_SIZE), "CurrentPage": str(page),
                 }  # fmt: skip
                 try:
-                    status, payload = self._call("QuerySendDetails", params)
+                    status, payload = self._call("QuerySendDetails", params, deadline)
                 except Exception as error:
                     return MaybeSent(f"lookup failed: {type(error).__name__}")
                 answer = _answer(payload)

@@ -6,6 +6,7 @@ import sys
 import threading
 
 from smscode.domain.outcomes import Result, Sent, Sms
+from smscode.service_layer.ports import Lease
 
 
 class ConsoleProvider:
@@ -14,8 +15,8 @@ class ConsoleProvider:
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
-    def send(self, sms: Sms) -> Result:
-        """Print the SMS and report it sent."""
+    def send(self, sms: Sms, lease: Lease) -> Result:
+        """Print the SMS and report it sent (at once: no deadline to mind)."""
         line = (
             f"[smscode console] SMS to {sms.to}: your code is {sms.code} (valid {sms.minutes} min)"
         )

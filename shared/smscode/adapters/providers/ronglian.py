@@ -29,6 +29,7 @@ from urllib3.exceptions import (
 from smscode.adapters.providers.transport import Origin
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Result, Sent, Sms
 from smscode.domain.phones import national
+from smscode.service_layer.ports import Lease
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 PATH = "/2013-12-26/Accounts/{}/SMS/TemplateSMS"
@@ -158,7 +159,8 @@ def classify_answer(status: int, payload: bytes, *, with_req_id: bool) -> Result
 
 
 def classify_error(error: Exception) -> Result:
-    """Tell a request that never left from one whose answer was lost."""
+    """Tell a request that never left from one whose answer was lost (transport.py raises
+    urllib3's errors: no connection, or no time left before the call, is NotSent)."""
     if isinstance(error, NewConnectionError | ConnectTimeoutError | NameResolutionError):
         return NotSent(f"no connection: {type(error).__name__}")
     if isinstance(error, SSLError):
@@ -195,8 +197,9 @@ class RonglianProvider:
             pool_size=pool_size,
         )  # no retries: every retry goes through the delivery core, with its reqId
 
-    def send(self, sms: Sms) -> Result:
-        """One TemplateSMS call, `datas` = [code, minutes], `reqId` = the send's key.
+    def send(self, sms: Sms, lease: Lease) -> Result:
+        """One TemplateSMS call, `datas` = [code, minutes], `reqId` = the send's key, over by
+        the lease's deadline.
 
         Never raises for network or provider failures. A key of None sends as
         `ronglian_sms_sdk` does, without Ronglian's deduplication.
@@ -208,7 +211,7 @@ class RonglianProvider:
             datas=[sms.code, str(sms.minutes)], req_id=req_id,
         )  # fmt: skip
         try:
-            status, payload = self._origin.post(url, headers, body)
+            status, payload = self._origin.post(url, headers, body, deadline=lease.deadline)
         except Exception as error:  # urllib3's HTTPError family, or anything odd: never raise
             return classify_error(error)
         return classify_answer(status, payload, with_req_id=req_id is not None)
