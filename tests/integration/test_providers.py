@@ -7,6 +7,7 @@ more ways to arrange it) and counts what the fake received.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import pytest
 
-from smscode.adapters.providers.aliyun import AliyunProvider
+from smscode.adapters.providers.aliyun import LOOKUP_PAGE_SIZE, LOOKUP_PAGES, AliyunProvider
 from smscode.adapters.providers.aliyun import Credentials as AliyunCredentials
 from smscode.adapters.providers.console import ConsoleProvider
 from smscode.adapters.providers.ronglian import Credentials, RonglianProvider
@@ -46,6 +47,8 @@ SCENARIOS: dict[str, tuple[type[Result], int]] = {
     "answer_lost_after_sending": (MaybeSent, 1),
     "answer_lost_before_sending": (MaybeSent, 0),  # the client cannot tell it from the above
     "answered_too_late": (MaybeSent, 1),  # after our read timeout
+    # a byte at a time, each inside the read timeout, the whole past the call's time
+    "answer_dripped_past_the_call": (MaybeSent, 0),
     "server_error": (MaybeSent, 0),
     "server_error_after_sending": (MaybeSent, 1),
     "garbled_answer": (MaybeSent, 0),
@@ -84,6 +87,7 @@ class RonglianCase:
         "answer_lost_after_sending": [Fault.DROP_SENT],
         "answer_lost_before_sending": [Fault.DROP_UNSENT],
         "answered_too_late": [Fault.SLOW_SENT],
+        "answer_dripped_past_the_call": [(Fault.DRIP, "160000")],
         "server_error": [Fault.HTTP_500],
         "garbled_answer": [Fault.GARBAGE],
     }
@@ -336,3 +340,21 @@ def test_aliyun_sends_a_repeated_out_id_again(fake_aliyun: FakeAliyun) -> None:
     assert isinstance(target.send(first, NO_LEASE), Sent)
     assert isinstance(target.send(first, NO_LEASE), Sent)
     assert [message.out_id for message in fake_aliyun.sms_to(first.to)] == [key, key]
+
+
+def test_aliyuns_lookup_takes_at_most_two_calls_time_however_many_pages(
+    fake_aliyun: FakeAliyun,
+) -> None:
+    # given a number with 10 pages of records today (a QA number), and Aliyun taking 0.4 s
+    # per call: reading them all would take 4 s, ten calls where the lease has room for two
+    target, phone = AliyunCase.at(fake_aliyun.endpoint), sms().to
+    for _ in range(LOOKUP_PAGES * LOOKUP_PAGE_SIZE):
+        target.send(Sms(to=phone, code="1", minutes=5, key=uuid.uuid4().hex), NO_LEASE)
+    fake_aliyun.latency = 0.4
+    ours = Sms(to=phone, code="2", minutes=5, key=uuid.uuid4().hex)
+    # when the lookup looks for ours (connect and read timeouts 0.5 s: 1 s a call)
+    found = target.find(ours, datetime.now(UTC) - timedelta(seconds=5), math.inf)
+    # then it stops within two calls' time, unable to say "surely none"
+    assert isinstance(found, MaybeSent)
+    queries = [r for r in fake_aliyun.requests if r.get("Action") == "QuerySendDetails"]
+    assert len(queries) <= 2 * 1.0 / 0.4 + 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from smscode.domain.outcomes import Failed, MaybeSent, NotSent, Outcome, Result, Sent
+from smscode.service_layer.deliver import Deliverer
 from tests.unit.conftest import E164, PHONE, TTL, World
 
 
@@ -124,3 +127,22 @@ def test_a_message_for_another_purpose_is_delivered_and_skipped_once_verified(
     world.verifier.verify(PHONE, world.code_of(second), purpose="reset-password")
     assert world.deliverer.deliver(second) is Outcome.SKIPPED
     assert len(world.provider.sent) == 1
+
+
+def test_the_provider_call_gets_the_lease_token_and_a_deadline_inside_the_lease(
+    world: World,
+) -> None:
+    message = world.queued()
+    before = time.monotonic()
+    world.deliverer.deliver(message)
+    [lease] = world.provider.leases
+    assert lease.token  # the token claim took the lease with: it fences the attempt's writes
+    assert before < lease.deadline <= time.monotonic() + 1  # budget_seconds=1, lease 2 s
+
+
+def test_a_budget_that_does_not_end_before_the_lease_is_refused(world: World) -> None:
+    with pytest.raises(ValueError, match="strictly before the lease"):
+        Deliverer(
+            world.store, world.provider, world.sealer, world.metrics,
+            lease_seconds=2, budget_seconds=2, providers=("fake",), pin_at_claim=True,
+        )  # fmt: skip
