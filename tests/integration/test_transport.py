@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -380,3 +381,19 @@ def test_a_trusted_certificate_serves_keep_alive_calls_and_a_wrong_host_name_is_
         origin(other).post(f"{other}/", {})
     assert isinstance(classify_error(refused.value), NotSent)
     assert len(server.requests) == 2
+
+
+def test_a_forked_child_looks_names_up_and_keeps_deadlines_of_its_own(server: RawServer) -> None:
+    # the name lookup and the watchdog run in threads, which a fork does not copy
+    url = f"http://localhost:{server.port}"
+    server.answers = [raw(OK), raw(OK)]
+    assert origin(url).post(f"{url}/", {}) == (200, b"ok")  # the parent's threads started
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code
+        try:
+            answered = origin(url).post(f"{url}/", {}) == (200, b"ok")
+        except BaseException:
+            answered = False
+        os._exit(0 if answered else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -132,9 +132,23 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
-# getaddrinfo cannot be timed out: it runs here and is waited for at most the time left
-# (a lookup that outlives its call finishes in the background, harmlessly).
-_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="http-resolve")
+
+
+def _new_resolver() -> ThreadPoolExecutor:
+    """Where getaddrinfo, which cannot be timed out, runs; a call waits for it at most the
+    time left (a lookup that outlives its call finishes in the background, harmlessly)."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+
+
+_resolver = _new_resolver()
+
+
+def _renew_resolver() -> None:  # a forked child has the pool but not its threads
+    global _resolver
+    _resolver = _new_resolver()
+
+
+os.register_at_fork(after_in_child=_renew_resolver)
 
 
 def _close_all(idle: deque[HTTPConnection]) -> None:
@@ -207,9 +221,10 @@ class Origin:
         if _NOT_IN_TARGET.search(target) or _CONTROL.search("".join([*headers, *headers.values()])):
             raise ValueError("control characters in the request line or a header")
         end = min(deadline, time.monotonic() + self.call_seconds)
+        self._left(end, "start the call")
         conn = self._checkout(url, end)
         # each socket operation's timeout from here on; the watchdog ends the call at `end`
-        conn.timeout = min(self._read_timeout, self._left(end, "send"))
+        conn.timeout = max(min(self._read_timeout, end - time.monotonic()), 0.001)
         watch = _WATCHDOG.arm(end, conn.sock)
         try:
             status, payload = self._exchange(conn, url, target, self._common | dict(headers), body)
@@ -246,7 +261,7 @@ class Origin:
         """The host's addresses, looked up in at most the time left."""
         with suppress(ValueError):
             return [str(ipaddress.ip_address(self._host))]
-        lookup = _RESOLVER.submit(socket.getaddrinfo, self._host, self._port, 0, socket.SOCK_STREAM)
+        lookup = _resolver.submit(socket.getaddrinfo, self._host, self._port, 0, socket.SOCK_STREAM)
         try:
             found = lookup.result(timeout=self._left(end, "resolve the host"))
         except FutureTimeout:
