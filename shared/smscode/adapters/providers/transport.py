@@ -53,7 +53,6 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.util import parse_url
-from urllib3.util.response import assert_header_parsing
 from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.ssl_match_hostname import CertificateError
 
@@ -315,7 +314,9 @@ class Origin:
             )  # fmt: skip
             answer = conn.getresponse()
             # urllib3 only logs an answer whose headers do not parse (cut mid-header): refuse it
-            assert_header_parsing(answer._original_response.msg)  # type: ignore[union-attr]
+            parsed = answer._original_response.msg  # type: ignore[union-attr]
+            if parsed.defects:
+                raise HeaderParsingError(parsed.defects, None)
             payload = b""
             while chunk := answer.read(self._max_answer + 1 - len(payload)):  # to the end
                 payload += chunk
