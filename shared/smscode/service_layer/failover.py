@@ -105,9 +105,13 @@ class Failover:
                     refusals.append(NotSent(f"{route.name} circuit open"))
                     continue
                 if key:
-                    if not self._circuits.pin(key, route.name, token=lease.token, previous=pinned):
+                    # from here a pin to this provider may exist (a reply lost included)
+                    previous, pinned = pinned, route.name
+                    if not self._circuits.pin(
+                        key, route.name, token=lease.token, previous=previous
+                    ):
+                        pinned = previous
                         return NotSent("delivery lease lost before the call")
-                    pinned = route.name
                 result = self._call(route, sms, lease)
                 if isinstance(result, Sent | MaybeSent):
                     pinned = None  # a MaybeSent keeps its pin: no other provider from now on
