@@ -15,9 +15,8 @@ from bench.report import Report
 from smscode_dev.embedded import EmbeddedRedis
 
 PROVIDER_LATENCY = 0.100  # seconds, the fake's answer time for delivery and end to end
-# Section c: (worker processes, WORKER_CONCURRENCY, the stock Celery worker?) and
-# (processes, concurrent invocations). The stock row is the reference measured in the same run.
-CELERY_ROWS = ((1, 64, False), (1, 128, False), (1, 256, False), (2, 64, False), (1, 128, True))
+# Section c: (worker processes, WORKER_CONCURRENCY) and (processes, concurrent invocations).
+CELERY_ROWS = ((1, 64), (1, 128), (1, 256), (2, 128))
 SQS_ROWS = ((1, 1), (1, 16), (1, 32))
 
 
@@ -94,11 +93,9 @@ def main() -> None:
                 report.publish = publish.measure(env["CELERY_BROKER_URL"])
             if "c" in args.only:
                 fake.set_latency(PROVIDER_LATENCY)
-                for processes, concurrency, stock in CELERY_ROWS * (args.delivery != "sqs"):
+                for processes, concurrency in CELERY_ROWS * (args.delivery != "sqs"):
                     report.delivery.append(
-                        delivery.celery(
-                            env, fake, bases, args.sends, processes, concurrency, stock=stock
-                        )
+                        delivery.celery(env, fake, bases, args.sends, processes, concurrency)
                     )
                 for processes, invocations in SQS_ROWS * (args.delivery != "celery"):
                     n = args.sends if invocations > 1 else 300

@@ -1,4 +1,4 @@
-"""(c) Delivery throughput at the fake's latency: Celery workers, and the SQS handler in batches."""
+"""(c) Delivery throughput at the fake's latency: `smscode worker` (Celery), the SQS handler."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ class DeliveryFigure:
     from_start: float = 0.0  # SMS/s from the workers' launch to the last SMS
     cores: float = 0.0  # the workers' CPU seconds per second over that span
     processes: int = 1
-    reference: bool = False  # the stock Celery worker, measured beside `smscode worker`
     cpu_us_per_sms: float = 0.0  # the SQS handler's CPU (its processes, not the fake's) per SMS
 
 
@@ -94,20 +93,18 @@ def _from_start(fake: stack.FakeProvider, start: float) -> float:
 
 def celery(
     env: dict[str, str], fake: stack.FakeProvider, bases: PhoneBases,
-    n: int, processes: int, concurrency: int, *, stock: bool = False,
+    n: int, processes: int, concurrency: int,
 ) -> DeliveryFigure:  # fmt: skip
-    """n queued sends drained by `processes` x `smscode worker` (`concurrency` threads).
+    """n queued sends drained by `processes` x `smscode worker` (`concurrency` threads each).
 
-    On the bench's Redis broker that is smscode's own loop, or with `stock` the stock Celery
-    worker (`--celery`). The rate is counted from the moment the workers are launched (their
-    start-up included) to the last SMS; `cores` is the workers' CPU time over that span.
+    The rate is counted from the moment the workers are launched (their start-up included)
+    to the last SMS; `cores` is the workers' CPU time over that span.
     """
     empty_stores(env, fake)
     _issue(env, n, bases.next_base(), None)
     worker_env = {**env, "WORKER_CONCURRENCY": str(concurrency)}
     start = time.time()
-    options = ["--celery"] if stock else []
-    workers = [stack.celery_worker(worker_env, *options).start() for _ in range(processes)]
+    workers = [stack.celery_worker(worker_env).start() for _ in range(processes)]
     cpu = 0.0
     try:
         _wait_for(fake, n, timeout=20 + n / 100)
@@ -119,11 +116,10 @@ def celery(
     rate, delivered = _steady_rate(fake)
     from_start = _from_start(fake, start)
     span = max(at for _, at in fake.received()) - start if delivered else 0.0
-    kind = "stock Celery `smscode worker --celery`" if stock else "`smscode worker` (Redis loop)"
-    name = f"{kind} x{processes}, WORKER_CONCURRENCY={concurrency}"
+    name = f"`smscode worker` x{processes}, WORKER_CONCURRENCY={concurrency}"
     return DeliveryFigure(
         name, rate, delivered, n, from_start=from_start, cores=cpu / span if span else 0.0,
-        processes=processes, reference=stock,
+        processes=processes,
     )  # fmt: skip
 
 

@@ -53,7 +53,7 @@ def measure(broker_url: str, n: int = 3000) -> PublishCost:
     from smscode.service_layer.ports import Staged
 
     message = _message()
-    app = make_app(broker_url, 3600)
+    app = make_app(broker_url)
     publisher = CeleryPublisher(broker_url, outbox=RedisStore(connect(broker_url)))
     client = redis.Redis.from_url(broker_url)
     body = message.to_json()

@@ -131,9 +131,9 @@ def seed_server(env: Mapping[str, str]) -> HttpServer:
     return HttpServer(argv, env, "seed", port)
 
 
-def celery_worker(env: Mapping[str, str], *options: str) -> Process:
-    """`smscode worker` with `options` (`--celery`: the stock Celery worker on Redis too)."""
-    return Process([sys.executable, "-m", "smscode", "worker", *options], env, "worker")
+def celery_worker(env: Mapping[str, str]) -> Process:
+    """`smscode worker`: Celery's own worker."""
+    return Process([sys.executable, "-m", "smscode", "worker"], env, "worker")
 
 
 def _fake_main(conn: Connection, latency: float) -> None:

@@ -130,7 +130,6 @@ def stack_env(redis_url: str, fake: FakeRonglian, **overrides: str) -> dict[str,
         "DELIVERY_BACKEND": "celery",
         # the broker in its own database: tests empty the code store's between them
         "CELERY_BROKER_URL": broker_url(redis_url),
-        "CELERY_VISIBILITY_TIMEOUT_SECONDS": "60",
         # every test request comes from 127.0.0.1: per-IP and global caps get their own tests
         "IP_HOURLY_LIMIT": "1000000",
         "GLOBAL_MINUTE_LIMIT": "1000000",

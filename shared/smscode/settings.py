@@ -73,11 +73,11 @@ class Settings(BaseModel):
 
     delivery_backend: Literal["celery", "sqs", "pubsub", "inline"] = "celery"
     celery_broker_url: str | None = None
-    celery_visibility_timeout_seconds: int = Field(default=3600, ge=10)
     # The queue name: several deployments (or test runs) can then share one broker.
     celery_queue: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
     # A Celery message with no final state this long after it was queued (or last retried)
-    # is queued again: kombu's Redis transport can lose a task when a worker dies hard.
+    # is queued again: on a Redis broker this is what brings back the tasks of a worker that
+    # died (kombu's ack emulation is off, adapters/celery_app.py).
     delivery_recheck_seconds: int = Field(default=60, ge=2, le=86400)
     # Retry pace for a delivery that may be retried (full-jitter exponential backoff); an
     # operator slows it for a throttled account, tests speed it up to stay short.

@@ -21,7 +21,7 @@ def test_dev_runs_the_whole_stack_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     dev = DevCommand(tmp_path / "dev.log", env=env)
     try:
         dev.read_until(rf"open http://127\.0\.0\.1:{port}/")
-        dev.read_until(r"celery@\S+ ready")
+        dev.read_until(r"smscode-\d+@\S+ ready")
         # when a code is asked for, then the worker prints the SMS with its code, and the
         # code verifies
         phone, verified = dev.sign_up(port)

@@ -52,10 +52,7 @@ def test_redis_restart_mid_run_answers_503_then_recovers_and_loses_nothing(
     broker_url = store.url if shared else redis_db(redis_url, 8)
     broker = redis.Redis.from_url(broker_url, decode_responses=True)
     broker.flushdb()
-    env = stack_env(
-        store.url, fake_ronglian, CELERY_BROKER_URL=broker_url,
-        CELERY_VISIBILITY_TIMEOUT_SECONDS="10", **FAST,
-    )  # fmt: skip
+    env = stack_env(store.url, fake_ronglian, CELERY_BROKER_URL=broker_url, **FAST)
     if shared:
         del env["CELERY_BROKER_URL"]
     fake_ronglian.latency = 0.05  # deliveries still in flight when Redis goes away

@@ -1,12 +1,18 @@
-"""The stock Celery worker: the `smscode.deliver` task over the intake, and the outbox sweeper.
+"""`smscode worker`: Celery's own worker, the `smscode.deliver` task over the intake, and the
+outbox sweeper, on any broker (Redis, RabbitMQ).
 
-`smscode worker` runs it on RabbitMQ (or with `--celery`); on a Redis broker it runs
-`redis_worker`, which consumes the same messages at a fraction of the CPU per task.
+Its settings, chosen by measurement, are in `adapters/celery_app.py`; its pool is Celery's
+thread pool of WORKER_CONCURRENCY threads: a delivery spends ~100 ms waiting on the provider
+and ~1 ms of CPU, so one process keeps a hundred of them in flight on one core. (Prefork
+would take a process per delivery in flight; gevent a new dependency that patches every
+socket of ours and was no cheaper per task, bench/README.md.)
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import threading
 from typing import Any
 
@@ -39,11 +45,19 @@ def _setup_logging(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _on_ready(sweeper: threading.Thread) -> None:
+    """Once the worker consumes: the deliverer built, the sweeper started, the heap frozen."""
+    deliver_all([])  # builds the deliverer (settings, provider, store) before the first task
+    sweeper.start()
+    # Everything built so far lives as long as the process: out of the collector's sight, a
+    # full collection no longer walks the ~100,000 start-up objects (tens of ms with every
+    # thread stopped, a stall every delivery under way would wait out: bench/README.md).
+    gc.freeze()
+
+
 def create_worker_app(settings: Settings) -> Celery:
     """The worker's Celery app with the delivery task registered."""
-    app = make_app(
-        settings.broker_url, settings.celery_visibility_timeout_seconds, settings.celery_queue
-    )
+    app = make_app(settings.broker_url, settings.celery_queue)
     # Connecting this signal tells Celery to leave logging alone: our JSON lines stay as they are.
     setup_logging.connect(lambda **_: _setup_logging(settings.log_level), weak=False)
     base, cap = settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds
@@ -54,7 +68,7 @@ def create_worker_app(settings: Settings) -> Celery:
         name="smscode-outbox",
         daemon=True,
     )
-    worker_ready.connect(lambda **_: sweeper.start(), weak=False)
+    worker_ready.connect(lambda **_: _on_ready(sweeper), weak=False)
     worker_shutdown.connect(lambda **_: stop.set(), weak=False)
 
     @app.task(name=TASK_NAME, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
@@ -66,10 +80,25 @@ def create_worker_app(settings: Settings) -> Celery:
                 raise task.retry(countdown=countdown)
             except Reject:
                 # Celery drops a message whose retry could not be queued (Reject without
-                # requeue). Requeue it instead; if even that fails the broker still holds
-                # it unacknowledged and hands it out again after the visibility timeout.
+                # requeue). Requeue it instead; if even that fails the outbox sweeper
+                # queues it again once it is overdue.
                 log.warning("retry could not be queued; requeueing", extra={"outcome": "retry"})
                 raise Reject("retry could not be queued", requeue=True) from None
         return outcome.value
 
     return app
+
+
+def run(settings: Settings) -> None:
+    """Run the worker until a warm shutdown (SIGTERM or SIGINT), as Celery's CLI would."""
+    # --quiet: no start-up banner, so every line the worker prints is one JSON log object.
+    # A node name of its own per process: on RabbitMQ each worker's remote-control queue is
+    # exclusive to its name, and a second `celery@<host>` on one host (one worker per core)
+    # would end at start-up with RESOURCE_LOCKED.
+    # Gossip, mingle and heartbeat are worker-to-worker chatter nothing of ours uses (every
+    # worker would otherwise read every other's heartbeat); remote control stays on.
+    create_worker_app(settings).worker_main([
+        "--quiet", "worker", f"--hostname=smscode-{os.getpid()}@%h", "--pool=threads",
+        f"--concurrency={settings.worker_concurrency}", f"--loglevel={settings.log_level}",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ])  # fmt: skip

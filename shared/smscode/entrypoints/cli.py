@@ -61,28 +61,15 @@ def serve(_: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    """Run the delivery worker: smscode's own loop on a Redis broker, else Celery's (threads).
-
-    Both consume the same Celery messages; WORKER_CONCURRENCY threads deliver them.
-    """
+    """Run the delivery worker: Celery's own, WORKER_CONCURRENCY threads, on any broker."""
     settings = settings_or_exit()
     from smscode.adapters import metrics
 
     logs.setup(settings.log_level)  # before Celery starts, so its start-up warnings are JSON
     metrics.serve_port(settings.metrics_port, settings.host)
-    if not args.celery and settings.broker_url.startswith(("redis://", "rediss://")):
-        from smscode.entrypoints import redis_worker
+    from smscode.entrypoints import celery_worker
 
-        redis_worker.run(settings)
-        return
-    from smscode.entrypoints.celery_worker import create_worker_app
-
-    # --quiet: no start-up banner, so every line the worker prints is one JSON log object.
-    create_worker_app(settings).worker_main([
-        "--quiet", "worker", "--pool=threads", f"--concurrency={settings.worker_concurrency}",
-        f"--loglevel={settings.log_level}", "--without-gossip", "--without-mingle",
-        "--without-heartbeat",
-    ])  # fmt: skip
+    celery_worker.run(settings)
 
 
 def dev(args: argparse.Namespace) -> None:
@@ -107,12 +94,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     ):
         command = commands.add_parser(name, help=summary, description=summary)
         command.set_defaults(run=run)
-        if name == "worker":
-            command.add_argument(
-                "--celery",
-                action="store_true",
-                help="the stock Celery worker even on a Redis broker (RabbitMQ always gets it)",
-            )
         if name == "dev":
             shapes = command.add_mutually_exclusive_group()  # one queue between the functions
             shapes.add_argument(
