@@ -231,7 +231,7 @@ def base_env(redis_url: str, broker_url: str, fake_url: str, **overrides: str) -
         "PUMPING_MIN_CONVERSION": "0",
         "SERVE_WORKERS": "2",
         "SERVE_THREADS": "8",
-        "WORKER_CONCURRENCY": "64",
+        "WORKER_CONCURRENCY": "128",  # the default
         "LOG_LEVEL": "INFO",
         # A PYTHONPATH given to the bench goes first: `PYTHONPATH=<old tree>/shared` measures
         # that tree's code with this harness (the before/after tables in bench/README.md).
