@@ -3,7 +3,7 @@ outbox sweeper, on any broker (Redis, RabbitMQ).
 
 Its settings, chosen by measurement, are in `adapters/celery_app.py`; its pool is Celery's
 thread pool of WORKER_CONCURRENCY threads: a delivery spends ~100 ms waiting on the provider
-and ~1 ms of CPU, so one process keeps a hundred of them in flight on one core. (Prefork
+and ~1.5 ms of CPU, so one process keeps a hundred of them in flight on one core. (Prefork
 would take a process per delivery in flight; gevent a new dependency that patches every
 socket of ours and was no cheaper per task, bench/README.md.)
 """
