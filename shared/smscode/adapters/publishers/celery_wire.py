@@ -2,9 +2,11 @@
 
 A stock Celery worker consumes these exactly as if `send_task` had sent them; the fields
 and the Redis envelope are what Celery 5 / kombu 5 write (celery/app/amqp.py `as_task_v2`,
-kombu/transport/virtual/base.py), checked against a real worker in
-tests/integration/test_celery_wire.py. Fields a worker needs and loses the message without
-(the envelope's `delivery_tag` and `delivery_info`, a three-item body) are always set.
+kombu/transport/virtual/base.py). tests/integration/test_celery_wire.py holds the envelope
+and its list against what the installed Celery writes itself, and has a real worker
+consume them; pyproject.toml allows only the Celery and kombu minor it passed on. Fields a
+worker needs and loses the message without (the envelope's `delivery_tag` and
+`delivery_info`, a three-item body) are always set.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def redis_envelope(message: TaskMessage, queue: str) -> str:
 def redis_queue_key(queue: str) -> str:
     """The list a Redis broker keeps a queue's priority-0 messages in: the queue's own name.
 
-    (kombu suffixes other priorities; smscode publishes at 0 and sets no global key prefix.)
+    (kombu suffixes other priorities, and a worker reads them all; smscode publishes at 0
+    and sets no global key prefix. Checked against kombu in test_celery_wire.py.)
     """
     return queue
