@@ -2,10 +2,11 @@
 outbox sweeper, on any broker (Redis, RabbitMQ).
 
 Its settings, chosen by measurement, are in `adapters/celery_app.py`; its pool is Celery's
-thread pool of WORKER_CONCURRENCY threads: a delivery spends ~100 ms waiting on the provider
-and ~1.5 ms of CPU, so one process keeps a hundred of them in flight on one core. (Prefork
-would take a process per delivery in flight; gevent a new dependency that patches every
-socket of ours and was no cheaper per task, bench/README.md.)
+thread pool of WORKER_CONCURRENCY threads, all started before the first task: a delivery
+spends ~100 ms waiting on the provider and ~1.5 ms of CPU, so one process keeps a hundred of
+them in flight on one core. (Prefork would take a process per delivery in flight; gevent a
+new dependency that patches every socket of ours and was no cheaper per task,
+bench/README.md.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from typing import Any
 
 from celery import Celery
+from celery.concurrency.thread import TaskPool
 from celery.exceptions import Reject
 from celery.signals import setup_logging, worker_ready, worker_shutdown
 
@@ -45,6 +47,27 @@ def _setup_logging(level: str) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class StartedThreadPool(TaskPool):  # type: ignore[misc]  # celery ships no annotations
+    """Celery's thread pool, with every thread started before the worker takes a task.
+
+    Its executor starts a thread when a task finds none idle, and the thread that submits
+    (the worker's one consumer loop) waits until the new one runs: a GIL hand-over each,
+    late under load, for each of the first WORKER_CONCURRENCY tasks. Those tasks were the
+    slowest 1 % of a run started on a fresh worker (bench/README.md, end to end p99).
+    """
+
+    def on_start(self) -> None:
+        super().on_start()
+        # Every thread waits at the barrier until all are up: no submit finds one idle.
+        started = threading.Barrier(self.limit + 1)
+        for _ in range(self.limit):
+            self.executor.submit(started.wait, 10)
+        try:
+            started.wait(10)
+        except threading.BrokenBarrierError:  # a slow start: the rest start on demand
+            log.warning("the worker's threads were not all started in 10 s")
+
+
 def _on_ready(sweeper: threading.Thread) -> None:
     """Once the worker consumes: the deliverer built, the sweeper started, the heap frozen."""
     deliver_all([])  # builds the deliverer (settings, provider, store) before the first task
@@ -58,6 +81,7 @@ def _on_ready(sweeper: threading.Thread) -> None:
 def create_worker_app(settings: Settings) -> Celery:
     """The worker's Celery app with the delivery task registered."""
     app = make_app(settings.broker_url, settings.celery_queue)
+    app.conf.worker_pool = f"{__name__}:{StartedThreadPool.__name__}"
     # Connecting this signal tells Celery to leave logging alone: our JSON lines stay as they are.
     setup_logging.connect(lambda **_: _setup_logging(settings.log_level), weak=False)
     base, cap = settings.delivery_retry_base_seconds, settings.delivery_retry_max_seconds
@@ -98,7 +122,7 @@ def run(settings: Settings) -> None:
     # Gossip, mingle and heartbeat are worker-to-worker chatter nothing of ours uses (every
     # worker would otherwise read every other's heartbeat); remote control stays on.
     create_worker_app(settings).worker_main([
-        "--quiet", "worker", f"--hostname=smscode-{os.getpid()}@%h", "--pool=threads",
+        "--quiet", "worker", f"--hostname=smscode-{os.getpid()}@%h",
         f"--concurrency={settings.worker_concurrency}", f"--loglevel={settings.log_level}",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ])  # fmt: skip
