@@ -38,7 +38,7 @@ from celery import Celery
 _REDIS_SCHEMES = ("redis://", "rediss://")
 
 
-def transport_options(broker_url: str) -> dict[str, Any]:
+def _transport_options(broker_url: str) -> dict[str, Any]:
     """kombu's transport options for this broker (see the module's docstring)."""
     if not broker_url.startswith(_REDIS_SCHEMES):
         return {}
@@ -57,7 +57,7 @@ def make_app(broker_url: str, queue: str = "celery") -> Celery:
         accept_content=["json"],
         broker_connection_timeout=2,
         broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(broker_url),
+        broker_transport_options=_transport_options(broker_url),
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,  # the console provider prints to the real stdout
         worker_send_task_events=False,

@@ -60,7 +60,7 @@ def serve(_: argparse.Namespace) -> None:
     os.execv(sys.executable, argv)  # noqa: S606  (our own interpreter, fixed arguments)
 
 
-def worker(args: argparse.Namespace) -> None:
+def worker(_: argparse.Namespace) -> None:
     """Run the delivery worker: Celery's own, WORKER_CONCURRENCY threads, on any broker."""
     settings = settings_or_exit()
     from smscode.adapters import metrics
