@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, expect
 from smscode.adapters.redis_store import RedisStore
 from smscode.domain.policy import Limits
 from smscode.domain.pumping import BlockWatch, PumpingRule
-from smscode.service_layer.ports import FinalState
+from smscode.service_layer.ports import FinalState, Send
 from tests.conftest import ADMIN_KEY
 from tests.e2e.test_browser import _keep_errors, browser  # noqa: F401 - the shared fixture
 from tests.fakes.ronglian import FakeRonglian
@@ -60,11 +60,11 @@ def replay_a_day(client: redis.Redis) -> None:
         for n, phone in enumerate(phones):
             e164, watch = f"+86{phone}", BlockWatch.of(f"+86{phone}", rule)
             request_id = f"{hours_ago:02d}{n:030d}"
-            refused = store.issue(
+            refused = store.issue(Send(
                 phone=e164, masked="x", ip=f"10.{hours_ago}.{n % 256}.7", code_hash="h",
-                message_id=request_id,
-                request_id=request_id, limits=LIMITS, pumping=watch,
-            )  # fmt: skip
+                message_id=request_id, request_id=request_id, limits=LIMITS, pumping=watch,
+                purpose="login",
+            ))  # fmt: skip
             if refused is not None:
                 continue
             delivered: FinalState = "failed" if rng.random() < 0.03 else "sent"

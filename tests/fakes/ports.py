@@ -17,13 +17,14 @@ from typing import Any
 from smscode.domain.errors import Unavailable
 from smscode.domain.messages import DeliveryMessage
 from smscode.domain.outcomes import Result, Sent, Sms
-from smscode.domain.policy import Limits, Rejection
+from smscode.domain.policy import Rejection
 from smscode.domain.pumping import BlockWatch, network_of
 from smscode.service_layer.ports import (
     ClaimResult,
     FinalState,
     Lease,
     PublishError,
+    Send,
     VerifyResult,
 )
 
@@ -111,21 +112,10 @@ class FakeStore:
 
     # -- the port ---------------------------------------------------------------------------
 
-    def issue(
-        self,
-        *,
-        phone: str,
-        masked: str,
-        ip: str,
-        code_hash: str,
-        message_id: str,
-        request_id: str,
-        limits: Limits,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> Rejection | None:
+    def issue(self, send: Send) -> Rejection | None:
         """issue.lua: every cap checked before anything is written; caps count per phone."""
         self._check()
+        phone, ip, limits, pumping = send.phone, send.ip, send.limits, send.pumping
         if self.get(f"resend:{phone}") is not None:
             return Rejection("resend_interval", self._wait(f"resend:{phone}"))
         network = network_of(ip)
@@ -136,11 +126,14 @@ class FakeStore:
                 return Rejection(reason, self._wait(key))
         for key, _, window in self._caps(phone, ip):
             self._incr(key, window)
-        code_key = _code(phone, purpose)
-        self._store_code(code_key, masked, code_hash, message_id, request_id, limits.code_ttl)
+        code_key = _code(phone, send.purpose)
+        self._store_code(
+            code_key, send.masked, send.code_hash, send.message_id, send.request_id,
+            limits.code_ttl,
+        )  # fmt: skip
         if limits.resend_interval > 0:
-            self._set(f"resend:{phone}", message_id, limits.resend_interval)
-        self.requests(request_id)["state"] = "queued"
+            self._set(f"resend:{phone}", send.message_id, limits.resend_interval)
+        self.requests(send.request_id)["state"] = "queued"
         if not pumping.exempt:
             counted = (
                 self._seen(pumping, "s", network, counted_only=True) < pumping.rule.per_network
@@ -207,19 +200,11 @@ class FakeStore:
         self._store_code(_code(phone, purpose), masked, code_hash, message_id, request_id, ttl)
         self.requests(request_id)["state"] = "skipped"
 
-    def unissue(
-        self,
-        *,
-        phone: str,
-        ip: str,
-        message_id: str,
-        request_id: str,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> bool:
+    def unissue(self, send: Send) -> bool:
         """unissue.lua: only what this message wrote is undone."""
         self._check()
-        code = self.get(_code(phone, purpose))
+        phone, ip, pumping, message_id = send.phone, send.ip, send.pumping, send.message_id
+        code = self.get(_code(phone, send.purpose))
         if code is None or code["mid"] != message_id:
             return False
         if not pumping.exempt:
@@ -227,13 +212,13 @@ class FakeStore:
                 e for e in reversed(self._window[pumping.block]) if e[1] == "s"
                 and e[2] == network_of(ip)
             ))  # fmt: skip
-        del self._keys[_code(phone, purpose)]
+        del self._keys[_code(phone, send.purpose)]
         if self.get(f"resend:{phone}") == message_id:
             del self._keys[f"resend:{phone}"]
         for key, _, _ in self._caps(phone, ip):
             if (self.get(key) or 0) > 0:
                 self._keys[key].value -= 1
-        self._keys.pop(f"request:{request_id}", None)
+        self._keys.pop(f"request:{send.request_id}", None)
         return True
 
     def verify(

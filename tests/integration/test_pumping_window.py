@@ -14,6 +14,7 @@ from smscode.adapters.redis_pumping import RedisPumping
 from smscode.adapters.redis_store import RedisStore
 from smscode.domain.policy import Limits, Rejection
 from smscode.domain.pumping import BlockWatch, PumpingRule, network_of
+from smscode.service_layer.ports import Send
 from tests.helpers import block_phones
 
 RULE = PumpingRule(min_sends=5, min_conversion=0.5, window_seconds=600, block_seconds=300)
@@ -42,12 +43,16 @@ def new_network() -> str:
     return f"10.{n // 256 % 256}.{n % 256}.7"
 
 
-def issue(store: RedisStore, phone: str, ip: str | None = None) -> Rejection | None:
+def send(phone: str, ip: str | None = None) -> Send:
     e164 = f"+86{phone}"
-    return store.issue(
+    return Send(
         phone=e164, masked="x", ip=ip or new_network(), code_hash="h", message_id="m",
-        request_id=phone, limits=LIMITS, pumping=BlockWatch.of(e164, RULE),
+        request_id=phone, limits=LIMITS, pumping=BlockWatch.of(e164, RULE), purpose="login",
     )  # fmt: skip
+
+
+def issue(store: RedisStore, phone: str, ip: str | None = None) -> Rejection | None:
+    return store.issue(send(phone, ip))
 
 
 def verify(store: RedisStore, phone: str) -> str:
@@ -123,12 +128,9 @@ def test_a_send_that_could_not_be_queued_does_not_count(redis_client: redis.Redi
     phones = block_phones(8)
     # given: sends the queue refused, each undone (the publish failure path)
     for phone in phones:
-        e164, ip = f"+86{phone}", new_network()
-        assert issue(store, phone, ip) is None
-        assert store.unissue(
-            phone=e164, ip=ip, message_id="m", request_id=phone,
-            pumping=BlockWatch.of(e164, RULE),
-        )  # fmt: skip
+        undone = send(phone)
+        assert store.issue(undone) is None
+        assert store.unissue(undone)
     # then: none of them counts toward the block, nor in the hour's stats
     assert [issue(store, p) for p in phones[:5]] == [None] * 5
     assert RedisPumping(redis_client, clock=clock).hourly(1)[0]["sends"] == 5

@@ -17,6 +17,7 @@ from smscode.adapters.redis_client import connect
 from smscode.adapters.redis_store import RedisStore
 from smscode.domain.policy import Limits
 from smscode.domain.pumping import BlockWatch, PumpingRule
+from smscode.service_layer.ports import Send
 from smscode_dev.stack import new_signing_key
 from tests.conftest import TOKEN_AUDIENCE, stack_env
 from tests.fakes.ronglian import FakeRonglian
@@ -138,21 +139,14 @@ def test_an_unqueued_send_is_undone_on_its_purposes_code_only(
     phone, limits = f"+86{fresh_phone()}", Limits(300, 0, 10, 10, 10, 10)
     sends, watch = {}, BlockWatch.of(phone, PumpingRule())
     for purpose in ("login", "signup"):
-        sends[purpose] = {
-            "phone": phone,
-            "ip": "192.0.2.1",
-            "message_id": uuid.uuid4().hex,
-            "request_id": uuid.uuid4().hex,
-            "purpose": purpose,
-        }
-        assert (
-            store.issue(
-                **sends[purpose], masked="m", code_hash=purpose, limits=limits, pumping=watch
-            )
-            is None
-        )
+        sends[purpose] = Send(
+            phone=phone, masked="m", ip="192.0.2.1", code_hash=purpose,
+            message_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, limits=limits,
+            pumping=watch, purpose=purpose,
+        )  # fmt: skip
+        assert store.issue(sends[purpose]) is None
     # when: the sign-up message could not be queued
-    assert store.unissue(**sends["signup"], pumping=watch)
+    assert store.unissue(sends["signup"])
     # then: its code is gone, the login code is not
     assert not redis_client.exists(keys.code(phone, "signup"))
     assert redis_client.hget(keys.code(phone, "login"), "h") == "login"

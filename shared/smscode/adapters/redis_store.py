@@ -23,9 +23,9 @@ from smscode.adapters.redis_client import (
     redis_errors,
 )
 from smscode.domain.errors import Unavailable
-from smscode.domain.policy import Limits, Rejection
+from smscode.domain.policy import Rejection
 from smscode.domain.pumping import BlockWatch, network_of
-from smscode.service_layer.ports import ClaimResult, FinalState, Staged, VerifyResult
+from smscode.service_layer.ports import ClaimResult, FinalState, Send, Staged, VerifyResult
 
 log = logging.getLogger("smscode.store")
 
@@ -154,59 +154,32 @@ class RedisStore:
         return own[1]
 
     @staticmethod
-    def _send_keys(phone: str, ip: str, request_id: str, purpose: str) -> list[str]:
-        prefix = phone.removeprefix("+86")[:7]
+    def _send_keys(send: Send) -> list[str]:
+        """The first KEYS of issue.lua and unissue.lua."""
+        prefix = send.phone.removeprefix("+86")[:7]
         return [
-            keys.code(phone, purpose),
-            keys.resend(phone),
-            keys.phone_daily(phone),
-            keys.ip_hourly(ip),
+            keys.code(send.phone, send.purpose),
+            keys.resend(send.phone),
+            keys.phone_daily(send.phone),
+            keys.ip_hourly(send.ip),
             keys.prefix_hourly(prefix),
             keys.global_minute(),
-            keys.request(request_id),
+            keys.request(send.request_id),
         ]
 
-    def issue(
-        self,
-        *,
-        phone: str,
-        masked: str,
-        ip: str,
-        code_hash: str,
-        message_id: str,
-        request_id: str,
-        limits: Limits,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> Rejection | None:
+    def issue(self, send: Send) -> Rejection | None:
         """Store a new code for the phone if every cap allows it; else say which cap refused."""
-        return self.issue_staged(
-            None, phone=phone, masked=masked, ip=ip, code_hash=code_hash,
-            message_id=message_id, request_id=request_id, limits=limits, pumping=pumping,
-            purpose=purpose,
-        )  # fmt: skip
+        return self.issue_staged(None, send)
 
-    def issue_staged(
-        self,
-        staged: Staged | None,
-        *,
-        phone: str,
-        masked: str,
-        ip: str,
-        code_hash: str,
-        message_id: str,
-        request_id: str,
-        limits: Limits,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> Rejection | None:
+    def issue_staged(self, staged: Staged | None, send: Send) -> Rejection | None:
         """`issue`, and the message enters the outbox (and its broker queue, when that lives
         here) in the same script: an accepted send is one round trip (None: `issue` alone)."""
+        limits, pumping = send.limits, send.pumping
         now = self._clock()
         args: list[str | int | float] = [
-            code_hash, message_id, request_id, limits.code_ttl, limits.resend_interval,
-            limits.phone_daily, limits.ip_hourly, limits.prefix_hourly, limits.global_minute,
-            masked, now,
+            send.code_hash, send.message_id, send.request_id, limits.code_ttl,
+            limits.resend_interval, limits.phone_daily, limits.ip_hourly, limits.prefix_hourly,
+            limits.global_minute, send.masked, now,
         ]  # fmt: skip
         # (speed) the outbox keys and the staged message, before pumping's (read from the end)
         speed_keys = [keys.outbox(), keys.outbox_messages()]
@@ -217,9 +190,8 @@ class RedisStore:
             speed_args = [staged.payload, now + staged.recheck_ms, pushed]
             if staged.queue_key is not None:
                 speed_keys.append(staged.queue_key)
-        keys_ = self._send_keys(phone, ip, request_id, purpose) + speed_keys
-        keys_ += _pumping_keys(pumping, now)
-        network = network_of(ip)
+        keys_ = self._send_keys(send) + speed_keys + _pumping_keys(pumping, now)
+        network = network_of(send.ip)
         with redis_errors():
             result = self._issue(
                 keys=keys_, args=args + speed_args + _pumping_args(pumping, now, network)
@@ -251,21 +223,12 @@ class RedisStore:
                 keys=[keys.code(phone, purpose), keys.request(request_id)], args=args
             )
 
-    def unissue(
-        self,
-        *,
-        phone: str,
-        ip: str,
-        message_id: str,
-        request_id: str,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> bool:
+    def unissue(self, send: Send) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
         now = self._clock()
-        keys_ = self._send_keys(phone, ip, request_id, purpose) + _pumping_keys(pumping, now)
+        keys_ = self._send_keys(send) + _pumping_keys(send.pumping, now)
         with redis_errors():
-            args = [message_id, *_pumping_args(pumping, now, network_of(ip))]
+            args = [send.message_id, *_pumping_args(send.pumping, now, network_of(send.ip))]
             return bool(self._unissue(keys=keys_, args=args))
 
     def verify(

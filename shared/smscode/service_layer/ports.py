@@ -36,6 +36,24 @@ class Staged:
     envelope: str | None = None
 
 
+@dataclass(frozen=True)
+class Send:
+    """One send for the store to decide: the code to keep and what its caps and counts read.
+
+    The same value undoes the send (`CodeStore.unissue`) when its message cannot be queued.
+    """
+
+    phone: str  # E.164
+    masked: str  # the phone as logs and the status route show it
+    ip: str  # the client's address, as the per-client cap counts it
+    code_hash: str
+    message_id: str  # the provider's idempotency key
+    request_id: str  # the handle the caller gets
+    limits: Limits
+    pumping: BlockWatch
+    purpose: str
+
+
 class CodeStore(Protocol):
     """The atomic decisions over codes, caps and delivery state.
 
@@ -43,19 +61,7 @@ class CodeStore(Protocol):
     store cannot be reached.
     """
 
-    def issue(
-        self,
-        *,
-        phone: str,
-        masked: str,
-        ip: str,
-        code_hash: str,
-        message_id: str,
-        request_id: str,
-        limits: Limits,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> Rejection | None:
+    def issue(self, send: Send) -> Rejection | None:
         """Store a new code if every cap and the block's conversion allow it; else say why not."""
         ...
 
@@ -73,16 +79,7 @@ class CodeStore(Protocol):
         """Store a TEST_PHONES code: no cap checked or counted, the request marked skipped."""
         ...
 
-    def unissue(
-        self,
-        *,
-        phone: str,
-        ip: str,
-        message_id: str,
-        request_id: str,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> bool:
+    def unissue(self, send: Send) -> bool:
         """Undo an accepted send that could not be queued, if it is still the phone's latest."""
         ...
 
@@ -200,20 +197,7 @@ class Publisher(Protocol):
 class StagingStore(Protocol):
     """A store whose send decision also writes a staged message, in the same atomic step."""
 
-    def issue_staged(
-        self,
-        staged: Staged,
-        *,
-        phone: str,
-        masked: str,
-        ip: str,
-        code_hash: str,
-        message_id: str,
-        request_id: str,
-        limits: Limits,
-        pumping: BlockWatch,
-        purpose: str = "login",
-    ) -> Rejection | None:
+    def issue_staged(self, staged: Staged, send: Send) -> Rejection | None:
         """`CodeStore.issue`, writing `staged` (see `Staged`) when the send is accepted."""
         ...
 

@@ -21,6 +21,7 @@ from smscode.service_layer.ports import (
     Metrics,
     Publisher,
     PublishError,
+    Send,
     Staged,
     StagingPublisher,
     StagingStore,
@@ -97,19 +98,17 @@ class Sender:
         code = codes.generate_code(policy.code_length)
         message_id, request_id = secrets.token_hex(16), secrets.token_hex(16)
         message = self._message(phone, code, message_id, request_id, purpose)
-        send = {
-            "phone": phone, "ip": client_ip, "message_id": message_id, "purpose": purpose,
-            "masked": phones.mask(phone), "code_hash": codes.hash_code(self._secret, phone, code),
-            "request_id": request_id,
-        }  # fmt: skip
+        send = Send(
+            phone=phone, masked=phones.mask(phone), ip=client_ip,
+            code_hash=codes.hash_code(self._secret, phone, code), message_id=message_id,
+            request_id=request_id, limits=policy.limits, pumping=watch, purpose=purpose,
+        )  # fmt: skip
         staged: Staged | None = None
         if self._staging is not None:
             staged = self._staging[0].stage(message)
-            rejection = self._staging[1].issue_staged(
-                staged, **send, limits=policy.limits, pumping=watch
-            )
+            rejection = self._staging[1].issue_staged(staged, send)
         else:
-            rejection = self._store.issue(**send, limits=policy.limits, pumping=watch)
+            rejection = self._store.issue(send)
         if rejection is not None:
             self._refusals.remember(phone, rejection)
             self._refuse(rejection, phone, watch)
@@ -120,14 +119,7 @@ class Sender:
                 self._publisher.publish(message)
         except PublishError as error:
             # No code may stay issued that can never be delivered: give the phone its slot back.
-            self._store.unissue(
-                phone=phone,
-                ip=client_ip,
-                message_id=message_id,
-                request_id=request_id,
-                pumping=watch,
-                purpose=purpose,
-            )
+            self._store.unissue(send)
             log.error("queue unavailable: %s", error, extra={"request_id": request_id})
             raise Unavailable(
                 "The delivery queue is unavailable; please try again shortly."
