@@ -64,8 +64,9 @@ def measure(env: dict[str, str], base: int, n: int = 2000) -> CpuCost:
 def _measure(env: dict[str, str], base: int, n: int) -> CpuCost:
     os.environ.update(env)
     from smscode import bootstrap
-    from smscode.entrypoints.http import HttpRequest, api
+    from smscode.entrypoints.http import api
     from smscode.entrypoints.intake import deliver_all
+    from smscode.entrypoints.web import HttpRequest
     from smscode.settings import get_settings
 
     bootstrap.reset()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from smscode.entrypoints.http import Api
+from smscode.entrypoints.http import routes as api_routes
 from smscode_dev import cloud as cloud_dev
 
 ROOT = Path(__file__).parents[2]
@@ -68,7 +68,9 @@ def test_every_handler_imports_and_is_callable(config: dict[str, Any]) -> None:
 
 def test_every_route_of_the_api_is_an_http_api_event(config: dict[str, Any]) -> None:
     routes = set()
-    for pattern, methods in Api(lambda: None, lambda: None, lambda: None)._routes:  # type: ignore[arg-type,return-value]
+    for pattern, methods in api_routes():
+        if pattern.pattern.startswith("/v2"):
+            continue  # Twilio Verify's routes reach the route table through "*"
         path = re.sub(r"\(\?P<(\w+)>[^)]*\)+", r"{\1}", pattern.pattern)
         path = re.sub(r"\\(.)", r"\1", path)  # an escaped dot is a dot
         routes |= {f"{method} {path}" for method in methods}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smscode.domain.errors import InvalidRequest
-from smscode.entrypoints.http import HttpRequest, parse_body
+from smscode.entrypoints.web import HttpRequest, parse_body
 
 
 def request(body: bytes, kind: str = "application/json") -> HttpRequest:

@@ -11,7 +11,7 @@ from typing import Any
 from smscode.adapters.metrics import flush_emf
 from smscode.domain.errors import InvalidRequest, Unavailable
 from smscode.entrypoints.clientip import client_ip
-from smscode.entrypoints.http import MAX_BODY_BYTES, HttpRequest, HttpResponse, error_response
+from smscode.entrypoints.web import MAX_BODY_BYTES, HttpRequest, HttpResponse, error_response
 from smscode.settings import SettingsError
 
 log = logging.getLogger("smscode.lambda_http")

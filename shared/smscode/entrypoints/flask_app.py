@@ -10,7 +10,8 @@ from werkzeug.exceptions import HTTPException
 
 from smscode.domain.errors import InvalidRequest, PayloadTooLarge, SmsCodeError
 from smscode.entrypoints.clientip import client_ip
-from smscode.entrypoints.http import MAX_BODY_BYTES, HttpRequest, api, error_response
+from smscode.entrypoints.http import api
+from smscode.entrypoints.web import MAX_BODY_BYTES, HttpRequest, error_response
 
 
 def handle_flask(request: Any) -> tuple[bytes, int, dict[str, str]]:

@@ -23,8 +23,8 @@ from smscode.domain.errors import (
 )
 from smscode.domain.verifications import MaxCheckAttempts, Verification
 from smscode.entrypoints.auth import authenticate, foreign_origin
-from smscode.entrypoints.http import Handler, HttpRequest, HttpResponse, Route, parse_body
-from smscode.entrypoints.http import json_response as _json
+from smscode.entrypoints.web import Handler, HttpRequest, HttpResponse, Route, parse_body
+from smscode.entrypoints.web import json_response as _json
 from smscode.service_layer.verifications import Verifications
 from smscode.settings import Settings
 
