@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Literal
@@ -352,6 +353,15 @@ def load_settings() -> Settings:
         return Settings.model_validate({})  # the environment only (see Settings._environment)
     except ValidationError as error:
         raise SettingsError(_one_line(error)) from None
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or exit 2 with one line naming the bad variable: every command's start."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        print(f"smscode: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from smscode.entrypoints.cli import settings_or_exit
+from smscode.settings import settings_or_exit
 
 if TYPE_CHECKING:
     from smscode_dev.gcp import LocalGcp

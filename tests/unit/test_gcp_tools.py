@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from smscode.entrypoints.cli import main
+from smscode_dev.cli import main
 from smscode_dev.gcp import SCRIPT, ToolMissing, emulator_script, push_endpoint, require_java
 
 
@@ -46,6 +46,6 @@ def test_the_push_endpoint_names_the_topic_for_functions_framework() -> None:
 
 def test_dev_takes_one_cloud_shape_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["dev", "--gcp", "--cloud"])
+        main(["--gcp", "--cloud"])
     assert exited.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The `smscode` command line: serve, worker and dev."""
+"""The `smscode` command line: serve, worker and dev (handed over to the dev package)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from smscode.adapters import logs
-from smscode.settings import Settings, SettingsError, load_settings
+from smscode.settings import Settings, settings_or_exit
 
 
-def settings_or_exit() -> Settings:
-    """The settings, or exit 2 with one line naming the bad variable."""
-    try:
-        settings = load_settings()
-    except SettingsError as error:
-        print(f"smscode: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+def _settings() -> Settings:
+    """The settings (or exit 2 with one line); TEST_PHONES said at every start."""
+    settings = settings_or_exit()
     if settings.test_phones:  # allowed explicitly, yet it must never go unnoticed
         logs.setup(settings.log_level)
         logging.getLogger("smscode.cli").warning(
@@ -46,7 +42,7 @@ def _metrics_dir(port: int) -> str:
 
 def serve(_: argparse.Namespace) -> None:
     """Run the HTTP function under functions-framework's gunicorn server."""
-    settings = settings_or_exit()
+    settings = _settings()
     os.environ["WORKERS"] = str(settings.serve_workers)
     os.environ["THREADS"] = str(settings.serve_threads)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir(settings.port)
@@ -62,7 +58,7 @@ def serve(_: argparse.Namespace) -> None:
 
 def worker(_: argparse.Namespace) -> None:
     """Run the delivery worker: Celery's own, WORKER_CONCURRENCY threads, on any broker."""
-    settings = settings_or_exit()
+    settings = _settings()
     from smscode.adapters import metrics
 
     logs.setup(settings.log_level)  # before Celery starts, so its start-up warnings are JSON
@@ -73,10 +69,13 @@ def worker(_: argparse.Namespace) -> None:
 
 
 def dev(args: argparse.Namespace) -> None:
-    """The local stack (`smscode_dev`, never imported by the runtime otherwise)."""
-    from smscode_dev.stack import run
+    """Hand over to the dev package (`python -m smscode_dev`) in this process's place.
 
-    run(cloud=args.cloud, gcp=args.gcp)
+    A new program, not an import: the runtime never loads the dev package, and the dev
+    command's options and `--help` are its own.
+    """
+    argv = [sys.executable, "-m", "smscode_dev", *args.options]
+    os.execv(sys.executable, argv)  # noqa: S606  (our own interpreter, our own module)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -92,20 +91,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ("worker", worker, "run the self-hosted delivery worker (Celery)"),
         ("dev", dev, "embedded Redis (if REDIS_URL is unset) + serve + worker, until Ctrl-C"),
     ):
-        command = commands.add_parser(name, help=summary, description=summary)
+        # dev's options, --help included, are the dev package's (smscode_dev/cli.py)
+        command = commands.add_parser(
+            name, help=summary, description=summary, add_help=name != "dev"
+        )
         command.set_defaults(run=run)
-        if name == "dev":
-            shapes = command.add_mutually_exclusive_group()  # one queue between the functions
-            shapes.add_argument(
-                "--cloud",
-                action="store_true",
-                help="the cloud shape instead of Celery: SQS (moto) and the Lambda SQS handler",
-            )
-            shapes.add_argument(
-                "--gcp",
-                action="store_true",
-                help="the Google Cloud shape instead of Celery: the Pub/Sub emulator pushing "
-                "to the CloudEvent delivery function under functions-framework",
-            )
-    args = parser.parse_args(argv)
+    args, options = parser.parse_known_args(argv)
+    if options and args.command != "dev":
+        parser.error(f"unrecognized arguments: {' '.join(options)}")
+    args.options = options
     args.run(args)
