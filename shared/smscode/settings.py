@@ -52,6 +52,11 @@ def _parsed_from_text(*fields: str) -> Callable[[Callable[[str], object]], Any]:
     return validator
 
 
+def _shown(default: str) -> dict[str, Any]:
+    """What the settings reference shows as a field's default, where its value would not."""
+    return {"shown": default}
+
+
 class SettingsError(Exception):
     """A missing or invalid setting; the message is one line naming the variable."""
 
@@ -69,102 +74,370 @@ class Settings(BaseModel):
         frozen=True, extra="ignore", hide_input_in_errors=True, validate_default=True
     )
 
-    redis_url: str
-    code_secret: SecretStr = Field(min_length=16)
+    # Each field's description is the settings reference (docs/reference/settings.md is made
+    # from them); `shown` stands in the reference's default column where the value would not
+    # say it (a default computed at start, or one that `smscode dev` provides).
 
-    delivery_backend: Literal["celery", "sqs", "pubsub", "inline"] = "celery"
-    celery_broker_url: str | None = None
-    # The queue name: several deployments (or test runs) can then share one broker.
-    celery_queue: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
-    # A Celery message with no final state this long after it was queued (or last retried)
-    # is queued again: on a Redis broker this is what brings back the tasks of a worker that
-    # died (kombu's ack emulation is off, adapters/celery_app.py).
-    delivery_recheck_seconds: int = Field(default=60, ge=2, le=86400)
-    # Retry pace for a delivery that may be retried (full-jitter exponential backoff); an
-    # operator slows it for a throttled account, tests speed it up to stay short.
-    delivery_retry_base_seconds: float = Field(default=1.0, gt=0, le=60)
-    delivery_retry_max_seconds: float = Field(default=30.0, gt=0, le=600)
-    sqs_queue_url: str | None = None
-    pubsub_topic: str | None = None  # projects/<project>/topics/<topic>
+    # -- storage and queues
+    redis_url: str = Field(
+        description="Codes, caps, delivery state and idempotency. `redis://`, `rediss://` (TLS) "
+        "or `unix://`; `redis+cluster://host:port` (or `rediss+cluster://`, no database "
+        "number) for Redis Cluster, which then needs `CELERY_BROKER_URL`.",
+        json_schema_extra=_shown(
+            "embedded server in `smscode dev` and the tests; required otherwise"
+        ),
+    )
+    code_secret: SecretStr = Field(
+        min_length=16,
+        description="At least 16 characters, the same on every instance: the key that hashes "
+        "codes at rest (HMAC-SHA256) and seals them on the queue (AES-GCM, HKDF-derived).",
+        json_schema_extra=_shown("random per `smscode dev` run; required otherwise"),
+    )
+    delivery_backend: Literal["celery", "sqs", "pubsub", "inline"] = Field(
+        default="celery",
+        description="How an accepted send reaches delivery: `celery` (a Celery broker), `sqs`, "
+        "`pubsub`, or `inline` (delivered in the request's own process: tests and demos).",
+    )
+    celery_broker_url: str | None = Field(
+        default=None,
+        description="Any Celery broker: Redis (`redis://`, `rediss://`) or RabbitMQ "
+        "(`amqp://`). Unset, the broker is `REDIS_URL`'s database, and the script that "
+        "accepts a send also queues it: one Redis round trip per accepted send.",
+        json_schema_extra=_shown("`REDIS_URL`"),
+    )
+    celery_queue: str = Field(
+        default="celery",
+        pattern=r"^[A-Za-z0-9_.:-]{1,200}$",
+        description="The queue's name, so that several deployments (or test runs) can share "
+        "one broker.",
+    )
+    delivery_recheck_seconds: int = Field(
+        default=60,
+        ge=2,
+        le=86400,
+        description="Celery: a send with no final state this long after it was queued (or "
+        "last retried) is queued again from the outbox. On a Redis broker this is how soon a "
+        "dead worker's tasks come back (kombu's ack emulation is off). A copy costs a claim in "
+        "Redis, never an SMS; raise it if queue backlogs this long are normal.",
+    )
+    delivery_retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Full-jitter exponential backoff between delivery retries: a random wait "
+        "up to this × 2^attempt, at most `DELIVERY_RETRY_MAX_SECONDS`; slow it for a "
+        "throttled account.",
+    )
+    delivery_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="The longest wait between two delivery retries.",
+    )
+    sqs_queue_url: str | None = Field(
+        default=None,
+        description="The delivery queue when `DELIVERY_BACKEND=sqs`.",
+    )
+    pubsub_topic: str | None = Field(
+        default=None,
+        description="`projects/<project>/topics/<topic>`: the delivery topic when "
+        "`DELIVERY_BACKEND=pubsub` (needs the `gcp` extra).",
+    )
 
-    # One provider, or several in failover order ("ronglian,aliyun"): see `providers`.
-    sms_provider: str = "console"
-    ronglian_acc_id: str | None = None
-    ronglian_acc_token: SecretStr | None = None
-    ronglian_app_id: str | None = None
-    ronglian_template_id: str = Field(default="1", pattern=r"^[0-9]{1,20}$")
-    ronglian_base_url: str = Field(default="https://app.cloopen.com:8883", pattern=r"^https?://")
-    ronglian_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    ronglian_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    aliyun_access_key_id: str | None = None
-    aliyun_access_key_secret: SecretStr | None = None
-    aliyun_sign_name: str | None = None
-    aliyun_template_code: str | None = None
-    aliyun_endpoint: str = Field(default="https://dysmsapi.aliyuncs.com", pattern=r"^https?://")
-    aliyun_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
-    aliyun_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    # After an ambiguous Aliyun answer, wait this long before asking QuerySendDetails whether
-    # it sent (its records lag the send), and resend only if they show nothing.
-    aliyun_lookup_delay_seconds: float = Field(default=10.0, ge=0, le=600)
-    # The circuit breaker each listed provider gets when there are several (README "Failover").
-    circuit_failure_threshold: int = Field(default=5, ge=1, le=1000)
-    circuit_window_seconds: float = Field(default=30.0, gt=0, le=3600)
-    circuit_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # -- SMS providers
+    sms_provider: str = Field(
+        default="console",
+        description="`console` (prints each SMS), `ronglian`, `aliyun`, or several in "
+        "failover order, e.g. `ronglian,aliyun`.",
+    )
+    ronglian_acc_id: str | None = Field(
+        default=None, description="Ronglian's account SID; required when `ronglian` is listed."
+    )
+    ronglian_acc_token: SecretStr | None = Field(
+        default=None, description="Ronglian's auth token; required when `ronglian` is listed."
+    )
+    ronglian_app_id: str | None = Field(
+        default=None, description="Ronglian's app id; required when `ronglian` is listed."
+    )
+    ronglian_template_id: str = Field(
+        default="1",
+        pattern=r"^[0-9]{1,20}$",
+        description="The approved code template; it is sent `datas = [code, minutes]`.",
+    )
+    ronglian_base_url: str = Field(
+        default="https://app.cloopen.com:8883",
+        pattern=r"^https?://",
+        description="Ronglian's API. Its sandbox: `https://sandboxapp.cloopen.com:8883`; the "
+        "tests point it at a local fake.",
+    )
+    ronglian_connect_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Per Ronglian call: the time to look its name up and connect. With the read "
+        "timeout, the most one call may take, answer included: the delivery lease is sized "
+        "from these sums.",
+    )
+    ronglian_read_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Per Ronglian call: the time to read its answer."
+    )
+    aliyun_access_key_id: str | None = Field(
+        default=None, description="Required when `aliyun` is listed."
+    )
+    aliyun_access_key_secret: SecretStr | None = Field(
+        default=None, description="Required when `aliyun` is listed."
+    )
+    aliyun_sign_name: str | None = Field(
+        default=None, description="The SMS signature; required when `aliyun` is listed."
+    )
+    aliyun_template_code: str | None = Field(
+        default=None,
+        description='The code template (it gets `{"code":"<code>"}`); required when `aliyun` '
+        "is listed.",
+    )
+    aliyun_endpoint: str = Field(
+        default="https://dysmsapi.aliyuncs.com",
+        pattern=r"^https?://",
+        description="Aliyun's SMS API; the tests point it at a local fake.",
+    )
+    aliyun_connect_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Per Aliyun call: the time to look its name up and connect (Alibaba asks "
+        "for 1 s or more).",
+    )
+    aliyun_read_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Per Aliyun call: the time to read its answer."
+    )
+    aliyun_lookup_delay_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="After an ambiguous Aliyun answer, wait this long before asking "
+        "`QuerySendDetails` whether it sent (its records lag the send); resend only if they "
+        "show nothing. Raise it if `smscode_resends_after_lookup_total` ever grows.",
+    )
+    circuit_failure_threshold: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="With several providers: failures in a row (not sent or maybe sent) that "
+        "open a provider's circuit.",
+    )
+    circuit_window_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="... counted within this window: an older run of failures starts again at 0.",
+    )
+    circuit_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="An open circuit lets one probe through after this long; traffic returns "
+        "when the probe succeeds.",
+    )
 
-    code_length: int = Field(default=6, ge=4, le=10)
-    code_ttl_seconds: int = Field(default=300, ge=30, le=86400)
-    resend_interval_seconds: int = Field(default=60, ge=0, le=86400)
-    max_verify_attempts: int = Field(default=5, ge=1, le=100)
-    phone_daily_limit: int = Field(default=10, ge=1)
-    ip_hourly_limit: int = Field(default=20, ge=1)
-    prefix_hourly_limit: int = Field(default=100, ge=1)
-    global_minute_limit: int = Field(default=600, ge=1)
-    # Wrong codes per phone per 24 h, counted only against a live code (a verify for a phone
-    # without one changes nothing of the phone's), so no one locks a phone out for free.
-    verify_failures_daily_limit: int = Field(default=20, ge=1)
-    # Failed verifications per client (IPv4 address, IPv6 /64) per hour: 5 wrong tries for
-    # each of IP_HOURLY_LIMIT's sends (429 rate_limited beyond).
-    verify_ip_hourly_limit: int = Field(default=100, ge=1)
-    # Abuse resistance (see README "Security"); comma lists are parsed by the validators below.
-    trusted_proxy_count: int = Field(default=0, ge=0, le=10)
-    send_allowed_prefixes: tuple[str, ...] = ("+861",)
-    cors_origins: frozenset[str] = frozenset()
-    # Server-to-server routes (Twilio-compatible API, /admin): "id:secret" pairs by commas.
-    api_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    # The Twilio Verify services (VA… sids, by commas) the Twilio-compatible routes answer for.
-    verify_service_sids: frozenset[str] = frozenset()
-    # SMS pumping (README "Stopping SMS pumping"): conversion per number block. A
-    # PUMPING_MIN_CONVERSION of 0 turns the rule off; PUMPING_ALLOW exempts blocks and phones.
-    pumping_min_sends: int = Field(default=20, ge=1)
-    pumping_min_conversion: float = Field(default=0.2, ge=0, le=1)
-    pumping_window_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
-    pumping_block_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
-    pumping_allow: frozenset[str] = frozenset()
-    # A block is refused for everyone only on sends from this many client networks (IPv4
-    # /24, IPv6 /48); one network that fails the rule alone is refused that block alone.
-    pumping_min_networks: int = Field(default=5, ge=1, le=1000)
-    # Set by Cloud Run (and Cloud Run functions): behind Google's front end the socket peer
-    # is Google's, so at least one X-Forwarded-For entry is believed (clientip.py).
-    k_service: str | None = None
+    # -- the code and its caps
+    code_length: int = Field(
+        default=6, ge=4, le=10, description="Digits of a code, drawn uniformly with `secrets`."
+    )
+    code_ttl_seconds: int = Field(
+        default=300, ge=30, le=86400, description="How long a code can be verified."
+    )
+    resend_interval_seconds: int = Field(
+        default=60, ge=0, le=86400, description="Per phone, the wait between two sends."
+    )
+    max_verify_attempts: int = Field(
+        default=5, ge=1, le=100, description="Wrong tries before a code is burned."
+    )
+    phone_daily_limit: int = Field(default=10, ge=1, description="Sends per phone per 24 h.")
+    ip_hourly_limit: int = Field(
+        default=20, ge=1, description="Sends per client IP (IPv6: per /64) per hour."
+    )
+    prefix_hourly_limit: int = Field(
+        default=100,
+        ge=1,
+        description="Sends per number block (the first 7 national digits, `1380013…`) per hour.",
+    )
+    global_minute_limit: int = Field(
+        default=600,
+        ge=1,
+        description="All sends per minute, the ceiling on the bill when everything else is "
+        "bypassed (600: at most 864,000 SMS a day): set it to your budget.",
+    )
+    verify_failures_daily_limit: int = Field(
+        default=20,
+        ge=1,
+        description="Wrong codes against a phone's live codes per 24 h, across codes; then "
+        "the phone is locked for the day. A verify for a phone without a live code never "
+        "counts here (nor changes anything of the phone's), so no one locks a phone for free.",
+    )
+    verify_ip_hourly_limit: int = Field(
+        default=100,
+        ge=1,
+        description="Failed verifications (any but a success) one client may ask for per hour: "
+        "an IPv4 address, an IPv6 /64; then 429 `rate_limited` with `retry_after`. 100 is 5 "
+        "tries for each of `IP_HOURLY_LIMIT`'s sends.",
+    )
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
-    serve_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    serve_threads: int = Field(default=8, ge=1)
-    # `smscode worker`'s threads: at a 100 ms provider one worker delivers at most this many
-    # / 0.1 SMS/s; 128 is where one stock Celery worker passes 500 SMS/s (bench/README.md).
-    worker_concurrency: int = Field(default=128, ge=1)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # the worker's exporter
-    # Fixed codes for app-store reviewers and QA: E.164 phone -> code, no SMS, no caps.
-    test_phones: dict[str, str] = Field(default_factory=dict)
-    allow_test_phones: bool = False
-    # Verification tokens (README "Use it from your backend"): signed when a key is set.
-    token_signing_key: SecretStr | None = None
-    token_published_keys: SecretStr | None = None  # may hold private PEMs: never echoed
-    token_issuer: str = Field(default="smscode", min_length=1, max_length=200)
-    token_audience: str | None = Field(default=None, min_length=1, max_length=200)
-    token_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+    # -- abuse resistance (comma lists are parsed by the validators below)
+    trusted_proxy_count: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="How many proxies in front append to `X-Forwarded-For`: the entry that many "
+        "from the right is the client (the left part is the client's to write). Never more "
+        "than you run. On Cloud Run (`K_SERVICE` set) at least 1, the entry Google's front "
+        "end appends; see each run mode's page.",
+    )
+    send_allowed_prefixes: tuple[str, ...] = Field(
+        default=("+861",),
+        description="Comma-separated E.164 prefixes a destination must start with, else 400 "
+        "`invalid_phone`.",
+    )
+    cors_origins: frozenset[str] = Field(
+        default=frozenset(),
+        description="Comma-separated exact origins (`https://app.example`) allowed to call "
+        "`/codes*` from a browser; they also count as this service's own for keyed writes.",
+    )
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Comma-separated `id:secret` pairs (each secret 24+ characters) for the "
+        "server-to-server routes (Twilio Verify), `/admin*` and `/metrics`: HTTP Basic "
+        "`id:secret` or `Authorization: Bearer id:secret`, compared in constant time. A "
+        "browser request marked `Sec-Fetch-Site: cross-site` is refused even with a key, and "
+        "so is a keyed write whose `Origin` is neither this service's own nor in "
+        "`CORS_ORIGINS` (403; no `Origin`, as servers send, passes). Unset, those routes "
+        "answer 401.",
+    )
+    verify_service_sids: frozenset[str] = Field(
+        default=frozenset(),
+        description="Comma-separated Twilio service sids (`VA` + 32 hex) the Twilio "
+        "Verify-compatible routes answer for; any other is 404 code 20404.",
+    )
+    pumping_min_sends: int = Field(
+        default=20,
+        ge=1,
+        description="A number block whose window holds at least this many sends, and fewer "
+        "verified than `PUMPING_MIN_CONVERSION` of them, is refused (429 `fraud_suspected`).",
+    )
+    pumping_min_conversion: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="The share of a block's sends that must be verified; 0 turns the rule off "
+        "(the counting still runs).",
+    )
+    pumping_window_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=7 * 86400,
+        description="The sliding window the conversion is measured over (60 buckets).",
+    )
+    pumping_block_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=30 * 86400,
+        description="How long a block the rule refuses stays refused (and the default of a "
+        "block by hand).",
+    )
+    pumping_allow: frozenset[str] = Field(
+        default=frozenset(),
+        description="Comma-separated blocks (`1380013`, `+44`) and phones the rule never "
+        "refuses, nor counts: your own ranges, QA phones.",
+    )
+    pumping_min_networks: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="A block is refused to everyone only on unverified sends from at least "
+        "this many client networks (IPv4 /24, IPv6 /48); one network that fails the rule on "
+        "its own sends is refused that block alone. `1` refuses a block on any one network's "
+        "sends.",
+    )
+    k_service: str | None = Field(
+        default=None,
+        description="Set by Cloud Run and Cloud Run functions, not by you: behind Google's "
+        "front end the socket's peer is Google's, so at least one `X-Forwarded-For` entry is "
+        "believed.",
+    )
+
+    # -- processes
+    host: str = Field(
+        default="127.0.0.1",
+        description="Where `smscode serve` listens, and the worker's metrics exporter.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="`smscode serve`'s port.")
+    serve_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="gunicorn processes of `smscode serve`.",
+        json_schema_extra=_shown("the CPU count"),
+    )
+    serve_threads: int = Field(
+        default=8,
+        ge=1,
+        description="Threads per gunicorn process; where Redis is a network hop away (a "
+        "millisecond or more), 16-32.",
+    )
+    worker_concurrency: int = Field(
+        default=128,
+        ge=1,
+        description="`smscode worker`'s threads (deliveries in flight): at a provider latency "
+        "L one worker delivers at most this many / L per second (128 at 100 ms: 1,280 SMS/s; "
+        "measured ~550-600 at one core, see the benchmarks). 128 is where one worker passes "
+        "500 SMS/s at a 100 ms provider, and 64 does not.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="JSON log lines on stderr, from this level up."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The worker's Prometheus exporter port; unset, it serves none.",
+    )
+
+    # -- fixed codes and verification tokens
+    test_phones: dict[str, str] = Field(
+        default_factory=dict,
+        description="`phone:code,…` for app-store reviewers and QA: those phones get a fixed "
+        "code, no SMS and no cap, while sending and verifying answer as usual. Refused at "
+        "start unless `ALLOW_TEST_PHONES=true`; every start warns while it is active.",
+    )
+    allow_test_phones: bool = Field(
+        default=False, description="Must be `true` for `TEST_PHONES` to be accepted."
+    )
+    token_signing_key: SecretStr | None = Field(
+        default=None,
+        description="An Ed25519 private key, PKCS#8 PEM (`openssl genpkey -algorithm "
+        "ed25519`): with it, a successful verify also answers a signed `token`. A `\\n` "
+        "typed literally counts as a line break.",
+        json_schema_extra=_shown("random per `smscode dev` run; none otherwise"),
+    )
+    token_published_keys: SecretStr | None = Field(
+        default=None,
+        description="More Ed25519 keys (PEM blocks, public or private: only the public half "
+        "is published) for `/.well-known/jwks.json`, never for signing: the next key before "
+        "it signs, the previous one until its last token expired (key rotation).",
+    )
+    token_issuer: str = Field(
+        default="smscode",
+        min_length=1,
+        max_length=200,
+        description="The token's `iss`.",
+    )
+    token_audience: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The token's `aud` (omitted when unset): name the app that checks the tokens.",
+    )
+    token_ttl_seconds: int = Field(
+        default=600, ge=10, le=86400, description="The token's lifetime (`exp - iat`)."
+    )
 
     @model_validator(mode="before")
     @classmethod
