@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev dev-cloud lambda-deps check test lint bench
+.PHONY: dev dev-cloud lambda-deps check test lint bench docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,10 +51,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 
-# The loop to run after every edit: lint, types, import rules and the unit tests, with no
-# server reachable (REDIS_URL is pointed at a closed port so nothing can reach one).
+# The documentation site (mkdocs.yml) into site/; --strict: any warning, a broken link or a
+# setting without a description fails it. NO_MKDOCS_2_WARNING: Material's end-of-life notice
+# (printed on every build) is not a warning about this site.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The loop to run after every edit: lint, types, import rules, the docs and the unit tests,
+# with no server reachable (REDIS_URL is pointed at a closed port so nothing can reach one).
 # The unit tests need no schemathesis plugin: not loading it saves seconds of start-up.
-check: lint
+check: lint docs
 	REDIS_URL=redis://127.0.0.1:9/0 $(BIN)/python -m pytest -q -p no:schemathesis tests/unit
 
 # The browser test drives Debian's Chromium, never a browser Playwright downloads.

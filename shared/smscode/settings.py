@@ -89,8 +89,8 @@ class Settings(BaseModel):
     )
     code_secret: SecretStr = Field(
         min_length=16,
-        description="At least 16 characters, the same on every instance: the key that hashes "
-        "codes at rest (HMAC-SHA256) and seals them on the queue (AES-GCM, HKDF-derived).",
+        description="The same on every instance: the key that hashes codes at rest "
+        "(HMAC-SHA256) and seals them on the queue (AES-GCM, HKDF-derived).",
         json_schema_extra=_shown("random per `smscode dev` run; required otherwise"),
     )
     delivery_backend: Literal["celery", "sqs", "pubsub", "inline"] = Field(

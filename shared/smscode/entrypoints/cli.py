@@ -78,14 +78,14 @@ def dev(args: argparse.Namespace) -> None:
     os.execv(sys.executable, argv)  # noqa: S606  (our own interpreter, our own module)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the `smscode` console script."""
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    """The `smscode` command line: one subcommand each for serve, worker and dev."""
+    top = argparse.ArgumentParser(
         prog="smscode",
         description="SMS verification codes: settings come from environment variables "
-        "(see README.md).",
+        "(docs/reference/settings.md).",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, run, summary in (
         ("serve", serve, "run the HTTP function (functions-framework) on PORT (default 8080)"),
         ("worker", worker, "run the self-hosted delivery worker (Celery)"),
@@ -96,8 +96,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             name, help=summary, description=summary, add_help=name != "dev"
         )
         command.set_defaults(run=run)
-    args, options = parser.parse_known_args(argv)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `smscode` console script."""
+    command_line = parser()
+    args, options = command_line.parse_known_args(argv)
     if options and args.command != "dev":
-        parser.error(f"unrecognized arguments: {' '.join(options)}")
+        command_line.error(f"unrecognized arguments: {' '.join(options)}")
     args.options = options
     args.run(args)
