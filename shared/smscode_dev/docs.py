@@ -196,6 +196,14 @@ def _fields(document: Mapping[str, Any], schema: Any, heading: str) -> list[str]
     return [heading, "", "| field | type | meaning |", "| --- | --- | --- |", *rows, ""]
 
 
+def _header(document: Mapping[str, Any], name: str, header: Any) -> str:
+    """A response header: its name, and its fixed value or meaning."""
+    header = _resolve(document, header)
+    schema = _resolve(document, header.get("schema", {}))
+    said = f"`{schema['const']}`" if "const" in schema else header.get("description", "")
+    return f"`{name}`" + (f" {said}" if said else "")
+
+
 def _answers(document: Mapping[str, Any], operation: Mapping[str, Any]) -> list[str]:
     lines = ["| status | meaning |", "| --- | --- |"]
     returned: list[str] = []
@@ -206,6 +214,10 @@ def _answers(document: Mapping[str, Any], operation: Mapping[str, Any]) -> list[
         codes = [code for schema in schemas if schema for code in _errors(document, schema)]
         if codes:
             meaning += f" ({', '.join(codes)})"
+        headers = [_header(document, name, header) for name, header in
+                   response.get("headers", {}).items()]  # fmt: skip
+        if headers:
+            meaning += f" Headers: {'; '.join(headers)}."
         lines.append(f"| {status} | {_cell(meaning)} |")
         json_schema = response.get("content", {}).get("application/json", {}).get("schema")
         if status.startswith("2") and json_schema and not returned:

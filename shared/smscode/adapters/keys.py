@@ -117,7 +117,7 @@ def verification_sid(sid: str) -> str:
     return f"{TAG}:verification:sid:{sid}"
 
 
-# ---- pumping (issue 19): conversion per number block, and the dashboard's hourly stats ----
+# ---- pumping: conversion per number block, and the dashboard's hourly stats ----
 
 
 def pumping_window(block: str) -> str:

@@ -137,11 +137,11 @@ class RedisStore:
         """This thread's client on a connection of its own, for the delivery's two scripts.
 
         Each command through the shared client takes a connection from its pool and puts it
-        back, under the pool's lock, and peeks at the socket first: ~12 µs per command, and
-        at hundreds of delivery threads the lock is contended. A thread keeps its connection
-        (taken from the same pool, so retries and errors are the same client's). Made again
-        in a forked child, which must not talk on its parent's socket. A cluster client
-        routes each command to a node: it is used as it is.
+        back, under the pool's lock, and peeks at the socket first; at hundreds of delivery
+        threads the lock is contended (docs/benchmarks/history.md, "Delivery, third pass").
+        A thread keeps its connection (taken from the same pool, so retries and errors are
+        the same client's). Made again in a forked child, which must not talk on its
+        parent's socket. A cluster client routes each command to a node: it is used as it is.
         """
         client = self.client
         if not isinstance(client, redis.Redis):

@@ -9,7 +9,7 @@
 -- when ARGV[14] is set)  ARGV[12] outbox payload ('' = none)  ARGV[13] outbox due (ms)
 -- ARGV[14] Celery envelope to LPUSH onto KEYS[10] ('' = none); see the block marked "speed".
 -- Returns {1} when accepted, else {0, reason, retry_after_seconds}.
--- Pumping (issue 19, 25): the LAST 9 KEYS and LAST 11 ARGV, addressed from the end so other
+-- Pumping: the LAST 9 KEYS and LAST 11 ARGV, addressed from the end so other
 -- additions may come before them; see lib_pumping.lua (prepended) and the block marked
 -- "pumping" below.
 local function wait(key)

@@ -2,7 +2,7 @@
 -- KEYS as in issue.lua.  ARGV[1] message id.
 -- Only undoes what this message wrote: a newer send for the phone is left alone.
 -- Returns 1 when undone, 0 when the code was no longer this message's.
--- Pumping (issue 19, 25): the send is taken out of its block's window, its network's counts
+-- Pumping: the send is taken out of its block's window, its network's counts
 -- and the hour's stats too (a queue outage must not make a block look pumped); KEYS and ARGV
 -- as issue.lua's last ones (lib_pumping.lua, prepended).
 if redis.call('HGET', KEYS[1], 'mid') ~= ARGV[1] then return 0 end
