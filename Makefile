@@ -24,7 +24,7 @@ dev-gcp: $(STAMP)
 	$(BIN)/smscode dev --gcp
 
 # One folder per Cloud Run function under build/gcp (main.py, requirements.txt, the smscode
-# package), as `gcloud functions deploy --source` uploads it (README "Run it on Google Cloud").
+# package), as `gcloud functions deploy --source` uploads it (docs/run/google-cloud.md).
 gcp-bundle: $(STAMP)
 	$(BIN)/python -m smscode_dev.bundle build/gcp
 
@@ -73,7 +73,7 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM) check
 	$(BIN)/python -m pytest
 
-# Speed, measured: every figure next to a reference from the same run (bench/README.md).
+# Speed, measured: every figure next to a reference from the same run (docs/benchmarks/index.md).
 # wrk comes from Debian; if it cannot be installed the bench uses its Python load generator.
 bench: $(STAMP)
 	@command -v wrk >/dev/null || $(if $(filter 0,$(shell id -u)),,sudo) sh -c 'apt-get update && \

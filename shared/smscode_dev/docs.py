@@ -161,15 +161,20 @@ def _body(document: Mapping[str, Any], operation: Mapping[str, Any]) -> list[str
     return [*lines, ""]
 
 
+_ERROR_FIELDS = ("status", "error", "message")  # every error body's; others are named
+
+
 def _errors(document: Mapping[str, Any], schema: Any) -> list[str]:
     """The `error` codes (native) or Twilio codes a response body may carry."""
     schema = _resolve(document, schema)
     options = schema.get("oneOf", [schema])
     codes = []
     for option in options:
-        error = _resolve(document, option).get("properties", {}).get("error", {})
+        properties = _resolve(document, option).get("properties", {})
+        error = properties.get("error", {})
         if "const" in error:
-            codes.append(f"`{error['const']}`")
+            extra = [f"`{name}`" for name in properties if name not in _ERROR_FIELDS]
+            codes.append(f"`{error['const']}`" + (f" (+ {', '.join(extra)})" if extra else ""))
     return codes
 
 
@@ -200,7 +205,11 @@ def _header(document: Mapping[str, Any], name: str, header: Any) -> str:
     """A response header: its name, and its fixed value or meaning."""
     header = _resolve(document, header)
     schema = _resolve(document, header.get("schema", {}))
-    said = f"`{schema['const']}`" if "const" in schema else header.get("description", "")
+    said = header.get("description", "")
+    if "const" in schema:
+        said = f"`{schema['const']}`"
+    elif "pattern" in schema and not said:
+        said = f"matching `{schema['pattern']}`"
     return f"`{name}`" + (f" {said}" if said else "")
 
 

@@ -41,7 +41,7 @@ INSTALL_JAVA = (
     "install a Java runtime (apt-get install default-jre-headless)"
 )
 # A push waits up to the ack deadline: well above one delivery, as deployed. Fewer attempts
-# and shorter delays than README "Run it on Google Cloud" advises, so that locally a dead
+# and shorter delays than docs/run/google-cloud.md advises, so that locally a dead
 # letter shows up within seconds (the emulator pushes again about every second anyway).
 ACK_DEADLINE_SECONDS = 60
 MAX_DELIVERY_ATTEMPTS = 5
@@ -194,7 +194,8 @@ def delivery_subscription(
     emulator: PubSubEmulator, topic: str, function_url: str, name: str = SUBSCRIPTION
 ) -> str:
     """A push subscription into the delivery function, as Eventarc makes one (with --retry),
-    plus the dead-letter topic the README asks for and a subscription keeping what it gets."""
+    plus the dead-letter topic docs/run/google-cloud.md asks for and a subscription keeping
+    what it gets."""
     dead_letters = emulator.create_topic(f"{topic.rsplit('/', 1)[1]}-dlq")
     emulator.create_subscription(f"{name}{DEAD_LETTER_HOLD}", dead_letters)
     return emulator.create_subscription(

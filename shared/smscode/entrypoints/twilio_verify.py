@@ -1,7 +1,7 @@
 """Twilio Verify v2 on our HTTP API: its routes, form fields, JSON resources and error shape.
 
 Twilio's own client libraries work against these routes with only their base URL changed
-(README "Coming from Twilio Verify"). Every answer here, errors included, is shaped as
+(docs/concepts/twilio-verify.md). Every answer here, errors included, is shaped as
 Twilio documents it, so the native routes' error shape is neither used nor changed.
 """
 

@@ -34,8 +34,9 @@ class _Threads:
     """This process's delivery threads, kept from one batch to the next.
 
     A pool per batch started (and joined) up to ten threads per batch: about a third of a
-    delivery's CPU at 16 concurrent batches in one process (bench/README "Delivery, third
-    pass"). After a fork the child makes its own: it inherits no thread of its parent.
+    delivery's CPU at 16 concurrent batches in one process (docs/benchmarks/history.md,
+    "Delivery, third pass"). After a fork the child makes its own: it inherits no thread of
+    its parent.
     """
 
     def __init__(self) -> None:

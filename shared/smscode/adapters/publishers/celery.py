@@ -1,9 +1,9 @@
 """Publishes `smscode.deliver` tasks for a stock Celery worker, writing Celery's message directly.
 
 No Celery app or Task object is built per request (`send_task` costs 6-10 times a plain
-LPUSH, bench/README.md): the protocol-2 message comes from `celery_wire`. On a Redis broker
-it is one LPUSH, and none at all when the broker is the code store's own Redis and
-database: `issue.lua` pushes it while it accepts the send. Any other broker (RabbitMQ) gets
+LPUSH, docs/benchmarks/history.md): the protocol-2 message comes from `celery_wire`. On a
+Redis broker it is one LPUSH, and none at all when the broker is the code store's own Redis
+and database: `issue.lua` pushes it while it accepts the send. Any other broker (RabbitMQ) gets
 it through a pooled kombu producer.
 """
 
