@@ -79,9 +79,13 @@ def _bounds(field: FieldInfo) -> str:
         parts.append(f"At least {low}" if "ge" in found else f"Above {low}")
     elif high is not None:
         parts.append(f"At most {high}")
-    if "min_length" in found:
-        parts.append(f"at least {found['min_length']} characters")
-    return (", ".join(parts) + ".").capitalize() if parts else ""
+    shortest, longest = found.get("min_length"), found.get("max_length")
+    if shortest is not None and longest is not None:
+        parts.append(f"{shortest} to {longest} characters")
+    elif shortest is not None:
+        parts.append(f"at least {shortest} characters")
+    text = ", ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}." if parts else ""
 
 
 def settings_table(model: type[BaseModel] = Settings) -> str:
