@@ -234,7 +234,7 @@ def base_env(redis_url: str, broker_url: str, fake_url: str, **overrides: str) -
         "WORKER_CONCURRENCY": "128",  # the default
         "LOG_LEVEL": "INFO",
         # A PYTHONPATH given to the bench goes first: `PYTHONPATH=<old tree>/shared` measures
-        # that tree's code with this harness (the before/after tables in bench/README.md).
+        # that tree's code with this harness (the before/after tables in docs/benchmarks/).
         "PYTHONPATH": os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), str(ROOT)))),
     }
     env.update(overrides)

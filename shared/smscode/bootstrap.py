@@ -232,7 +232,8 @@ def _failover(settings: Settings) -> bool:
 
 
 def _provider(settings: Settings) -> Provider:
-    """A lone provider that deduplicates, called directly; else failover (README "Failover")."""
+    """A lone provider that deduplicates, called directly; else failover
+    (docs/concepts/failover.md)."""
     if not _failover(settings):
         return TimedProvider(PROVIDERS[settings.providers[0]](settings))
     routes = []
@@ -309,7 +310,8 @@ def signer() -> TokenSigner | None:
 
 @cache
 def jwks() -> dict[str, Any]:
-    """The JWK Set: the signing key's public half, then TOKEN_PUBLISHED_KEYS (README rotation)."""
+    """The JWK Set: the signing key's public half, then TOKEN_PUBLISHED_KEYS (rotation:
+    docs/concepts/tokens.md)."""
     from smscode.domain import signing_keys
 
     settings = get_settings()

@@ -1,7 +1,7 @@
 """The Celery app `smscode worker` runs, and its settings, each chosen by measurement.
 
-bench/README.md "Stock Celery, tuned" has the figures; in short, on one stock worker process
-with a 100 ms provider:
+docs/benchmarks/index.md "The worker: stock Celery, tuned" has the figures; in short, on one
+stock worker process with a 100 ms provider:
 
 - **Acks late** on every broker. RabbitMQ redelivers a dead worker's unacknowledged tasks
   the moment its connection drops, and a task in flight is one: nothing is lost. With

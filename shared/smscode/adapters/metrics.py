@@ -92,7 +92,8 @@ def _make() -> _Instruments:
         resends_after_lookup=Counter(
             "smscode_resends_after_lookup",
             "Resends after an ambiguous answer whose provider's records showed no earlier SMS "
-            "(the one place a second SMS could still happen, see README), by provider.",
+            "(the one place a second SMS could still happen, docs/concepts/failover.md), "
+            "by provider.",
             ["provider"],
         ),
         pumping_blocks=Counter(

@@ -6,7 +6,7 @@ thread pool of WORKER_CONCURRENCY threads, all started before the first task: a 
 spends ~100 ms waiting on the provider and ~1.5 ms of CPU, so one process keeps a hundred of
 them in flight on one core. (Prefork would take a process per delivery in flight; gevent a
 new dependency that patches every socket of ours and was no cheaper per task,
-bench/README.md.)
+docs/benchmarks/index.md.)
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class StartedThreadPool(TaskPool):  # type: ignore[misc]  # celery ships no anno
     Its executor starts a thread when a task finds none idle, and the thread that submits
     (the worker's one consumer loop) waits until the new one runs: a GIL hand-over each,
     late under load, for each of the first WORKER_CONCURRENCY tasks. Those tasks were the
-    slowest 1 % of a run started on a fresh worker (bench/README.md, end to end p99).
+    slowest 1 % of a run started on a fresh worker (docs/benchmarks/index.md, end to end p99).
     """
 
     def on_start(self) -> None:

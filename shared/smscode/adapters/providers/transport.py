@@ -1,7 +1,7 @@
 """The providers' HTTP client: urllib3's connections, kept alive, each call under one deadline.
 
 A provider call must end by its deadline whatever the network or the server does, so that
-it never outlives the delivery lease (README "Delivery"): name resolution runs in a helper
+it never outlives the delivery lease (docs/concepts/delivery.md): name resolution runs in a helper
 thread that is waited for at most the time left; connect, TLS and every socket operation get
 the time left as their timeout; and an answer trickled more slowly than that (each byte
 inside a read timeout, the whole past the deadline) is cut by a watchdog that shuts the
@@ -15,7 +15,7 @@ whose answer was lost (ReadTimeoutError, ProtocolError: it may have been sent), 
 `ronglian.classify_error` maps each to NotSent or MaybeSent. Nothing is ever retried here:
 a retry belongs to the delivery core, with its key.
 
-Why not pycurl (bench/README "The providers' HTTP client"): its wheels on PyPI need glibc
+Why not pycurl (docs/adr/0011-providers-http-client.md): its wheels on PyPI need glibc
 2.28, the Lambda python3.11 runtime (Amazon Linux 2) has 2.26; and libcurl silently resends
 a POST whose answer was lost on a reused connection unless the body comes from a read
 callback. It costs ~45 µs of CPU per call against ~150 µs here.
