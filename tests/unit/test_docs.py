@@ -165,6 +165,16 @@ def test_the_architecture_page_names_every_module() -> None:
                 assert module.stem in page, module.relative_to(ROOT)
 
 
+def test_the_architecture_page_names_no_module_that_is_gone() -> None:
+    page = _text(ROOT / "docs" / "concepts" / "architecture.md")
+    named = set(re.findall(r"(?<![\w{,])(\w+)\.py\b", page))  # `redis_store.py`
+    for group in re.findall(r"\{([\w,]+)\}\.py", page):  # `providers/{console,aliyun}.py`
+        named |= set(group.split(","))
+    folders = ("shared", "functions", "tests", "examples", "bench")
+    existing = {module.stem for folder in folders for module in (ROOT / folder).rglob("*.py")}
+    assert sorted(named - existing - {"NAME"}) == []  # NAME: "a new provider's NAME.py"
+
+
 @cache
 def _anchors(page: Path) -> set[str]:
     """The heading ids MkDocs gives a page (Python-Markdown's toc slugify)."""
